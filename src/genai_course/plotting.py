@@ -1,0 +1,84 @@
+"""Plots the notebooks share: image grids, loss curves and attention-mask pictures (matplotlib).
+
+Every function returns the ``Figure`` and saves it when ``path`` is given, so it works the same in
+a notebook and in a headless script.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt  # falls back to the Agg backend when there is no display
+import numpy as np
+import torch
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def image_grid(images: torch.Tensor | np.ndarray, titles: Sequence[str] | None = None,
+               ncols: int = 8, cmap: str = "gray", scale: float = 1.2, path=None):
+    """Show ``images`` shaped ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, 3, H, W)`` in a grid."""
+    x = torch.as_tensor(images).detach().cpu().float()
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"image_grid: expected (N, H, W) or (N, C, H, W) with C in 1 or 3, got {tuple(x.shape)}")
+    n = x.shape[0]
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 * nrows if titles else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = x[i].permute(1, 2, 0).numpy()
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img.clip(0, 1), cmap=cmap)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    return _finish(fig, path)
+
+
+def loss_curves(curves: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel: str = "loss",
+                title: str | None = None, logy: bool = False, path=None):
+    """Plot named curves, e.g. ``{"train": [...], "val": [...]}``, on one axis."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, ys in curves.items():
+        ys = list(ys)
+        ax.plot(range(1, len(ys) + 1), ys, marker="o" if len(ys) < 30 else None, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _finish(fig, path)
+
+
+def attention_mask(mask: torch.Tensor | np.ndarray, title: str = "attention mask",
+                   weights: torch.Tensor | np.ndarray | None = None, path=None):
+    """Picture a boolean ``(T, T)`` mask (query rows, key columns); with ``weights`` also show
+    attention weights of the same shape beside it."""
+    m = torch.as_tensor(mask).detach().cpu()
+    if m.ndim != 2:
+        raise ValueError(f"attention_mask: expected a (T, T) mask, got shape {tuple(m.shape)}")
+    panels = [(m.float().numpy(), title, "Greys")]
+    if weights is not None:
+        panels.append((torch.as_tensor(weights).detach().cpu().float().numpy(), "attention weights", "viridis"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (arr, name, cmap) in zip(axes.flat, panels):
+        im = ax.imshow(arr, cmap=cmap, interpolation="nearest")
+        ax.set_title(name)
+        ax.set_xlabel("key position j")
+        ax.set_ylabel("query position i")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    return _finish(fig, path)
