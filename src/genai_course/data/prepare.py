@@ -27,6 +27,7 @@ def prepare_dataset(name: str, force: bool = False) -> tuple[Path, str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     PREPARERS[name](archive, tmp)
+    tmp.chmod(0o644)  # some writers (safetensors) create files readable by the owner only
     os.replace(tmp, out)
     verify_file(out, spec.sha256, f"dataset {name!r} (freshly prepared)")
     return out, "prepared"
