@@ -8,6 +8,10 @@ import pytest
 
 from genai_course.data import sources
 
+# Notebooks under tests/ are fixtures (submissions to grade, some broken or hostile on purpose):
+# the test command runs nbval over the whole run, so keep them out of notebook collection.
+collect_ignore_glob = ["*.ipynb"]
+
 
 @pytest.fixture
 def scratch_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
