@@ -39,3 +39,12 @@ def test_quick_mode(monkeypatch, value, quick):
     monkeypatch.setenv("GENAI_COURSE_QUICK", value)
     assert gc.quick_mode() is quick
     assert gc.pick(10, 1) == (1 if quick else 10)
+
+
+def test_report_metrics_writes_json_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENAI_COURSE_METRICS", raising=False)
+    assert gc.report_metrics("hwX", {"acc": 0.5}) is None
+    monkeypatch.setenv("GENAI_COURSE_METRICS", str(tmp_path / "m"))
+    path = gc.report_metrics("hwX", {"acc": 0.5, "seconds": 3})
+    import json
+    assert path == tmp_path / "m" / "hwX.json" and json.loads(path.read_text()) == {"acc": 0.5, "seconds": 3}

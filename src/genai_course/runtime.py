@@ -1,8 +1,10 @@
 """Seeding, device selection and the quick mode that CI uses to shorten training loops."""
 from __future__ import annotations
 
+import json
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,3 +43,21 @@ def quick_mode() -> bool:
 def pick(full, quick):
     """``quick`` in quick mode, else ``full`` -- e.g. ``epochs = pick(5, 1)``."""
     return quick if quick_mode() else full
+
+
+METRICS_ENV = "GENAI_COURSE_METRICS"
+
+
+def report_metrics(name: str, metrics: dict) -> Path | None:
+    """Write ``metrics`` to ``$GENAI_COURSE_METRICS/<name>.json`` when that variable names a folder.
+
+    Notebooks call this at the end so a benchmark script that executes them can read their
+    quality figures; without the variable it does nothing and returns None.
+    """
+    folder = os.environ.get(METRICS_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return path
