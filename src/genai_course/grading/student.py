@@ -84,7 +84,7 @@ class Student:
 
     def probe(self, name: str, **kwargs):
         """Run the grader probe ``name(ns, **kwargs)`` in the sandbox (``ns`` = the submission)."""
-        return self._request({"op": "probe", "name": name, "kwargs": kwargs}, name)
+        return self._request({"op": "probe", "name": name, "kwargs": kwargs}, None)
 
     # -- machinery --------------------------------------------------------------------------------
     def _start(self) -> ChildProcess:
@@ -112,7 +112,7 @@ class Student:
             raise StudentError(self._import_error) from None
         if not reply["ok"]:
             child.kill()
-            self._import_error = "importing your code failed: " + self._format_error(reply["error"], "<import>")
+            self._import_error = "importing your code failed: " + self._format_error(reply["error"], "the import")
             raise StudentError(self._import_error)
         return child
 
@@ -120,37 +120,38 @@ class Student:
         write_frame(child.request_fd, pickle.dumps(msg))
         return decode_reply(_read_frame_by(child.reply_fd, deadline))
 
-    def _request(self, msg: dict, name: str):
+    def _request(self, msg: dict, name: str | None):
         if self._child is None:
             self._child = self._start()
+        name = f"`{name}`" if name else "your code"
         msg["seed"] = zlib.crc32(f"{self.base_seed}:{self.test_name}".encode())
         child = self._child
         try:
             reply = self._exchange(child, msg, self.deadline)
         except TimeoutError:
             self._drop_child()
-            raise StudentTimeout(f"`{name}` did not finish within the time limit of this test "
+            raise StudentTimeout(f"{name} did not finish within the time limit of this test "
                                  "(an infinite loop, or far too slow?)") from None
         except (EOFError, ProtocolError, OSError, BrokenPipeError) as e:
             tail = self._child.output_tail(400) if self._child else ""
             self._drop_child()
             why = "it sent an invalid reply" if isinstance(e, ProtocolError) else \
                 "the process running it died (os._exit, a crash, or a memory/process/CPU limit)"
-            raise StudentError(f"calling `{name}` failed: {why}" + (f"; last output:\n{tail[-400:]}" if tail else "")) from None
+            raise StudentError(f"running {name} failed: {why}" + (f"; last output:\n{tail[-400:]}" if tail else "")) from None
         if reply["ok"]:
             return reply["value"]
         raise StudentError(self._format_error(reply["error"], name))
 
     def _format_error(self, err, name: str) -> str:
         if not isinstance(err, dict):
-            return f"`{name}` failed"
+            return f"{name} failed"
         kind, etype, message = err.get("kind"), str(err.get("type")), str(err.get("message"))[:1500]
         if kind == "missing":
             return (f"`{message}` is not defined in your submission. Keep the name and signature from the "
                     "stub, at the top level of a code cell.")
         if kind == "unsupported":
-            return f"`{name}` {message}; return tensors, numbers, strings or lists/dicts of them as the docstring says"
-        lines = [f"`{name}` raised {etype}: {message}"]
+            return f"{name} {message}; return tensors, numbers, strings or lists/dicts of them as the docstring says"
+        lines = [f"{name} raised {etype}" + (f": {message}" if message.strip() else "")]
         for entry in (err.get("trace") or [])[-4:]:
             if isinstance(entry, (list, tuple)) and len(entry) == 3:
                 lineno, func, code = entry
