@@ -10,7 +10,7 @@ from genai_course.data import sources
 
 # Notebooks under tests/ are fixtures (submissions to grade, some broken or hostile on purpose):
 # the test command runs nbval over the whole run, so keep them out of notebook collection.
-collect_ignore_glob = ["*.ipynb"]
+collect_ignore_glob = ["*.ipynb", "grading/fixtures/*"]
 
 
 @pytest.fixture
