@@ -36,6 +36,7 @@ class Limits:
     max_processes: int = 64  # processes + threads (pids cgroup), or RLIMIT_NPROC
     output_bytes: int = 8 * 2**20  # largest file the child may write (stdout/stderr capture too)
     open_files: int = 256
+    import_seconds: float = 60.0  # wall time to import the submission (torch alone takes a few)
 
 
 def bwrap_path() -> str | None:

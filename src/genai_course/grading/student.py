@@ -20,7 +20,6 @@ from .extract import Extraction
 from .protocol import MAX_FRAME, ProtocolError, decode_reply, write_frame
 from .sandbox import ChildProcess, Limits, spawn
 
-IMPORT_TIMEOUT = 60.0  # seconds to import the submission (torch alone takes a few)
 MAX_RESTARTS = 8  # children started per submission before giving up
 
 
@@ -98,10 +97,10 @@ class Student:
         path = "/submission/submission.py" if child.sandboxed else str(self.work_dir / "submission.py")
         try:
             reply = self._exchange(child, {"op": "load", "path": path, "probes": self.probes_source},
-                                   time.monotonic() + IMPORT_TIMEOUT)
+                                   time.monotonic() + self.limits.import_seconds)
         except TimeoutError:
             child.kill()
-            self._import_error = (f"importing your code did not finish within {IMPORT_TIMEOUT:.0f} s "
+            self._import_error = (f"importing your code did not finish within {self.limits.import_seconds:.0f} s "
                                   "(an infinite loop or heavy work at the top level of a cell?)")
             raise StudentTimeout(self._import_error) from None
         except (EOFError, ProtocolError, OSError):
