@@ -62,4 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the importable module so sub-commands registered by other modules are seen.
+    from genai_course.cli import main as _main
+
+    sys.exit(_main())
