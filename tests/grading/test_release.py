@@ -42,3 +42,21 @@ def test_stale_release_is_detected(tmp_path, monkeypatch):
     nb["cells"][0]["source"] = "# changed title\n"
     (tmp_path / "solutions" / "hw0" / "hw0.ipynb").write_text(json.dumps(nb))
     assert stale_files("hw0", root=tmp_path) == ["homework/hw0/hw0.ipynb"]
+
+
+def test_nbgrader_validate_works_through_the_course_config(tmp_path):
+    """Instructors running nbgrader themselves: `nbgrader validate` flags an untouched release."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    nb = tmp_path / "hw0.ipynb"
+    shutil.copy(ROOT / "homework" / "hw0" / "hw0.ipynb", nb)
+    env = {**os.environ, "GENAI_COURSE_QUICK": "1",
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(nb)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "NotImplementedError" in out or "You did not provide a response" in out, out[-2000:]
