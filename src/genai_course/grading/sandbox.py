@@ -199,10 +199,11 @@ def spawn(work_dir: Path, limits: Limits | None = None) -> ChildProcess:
     sandboxed = bwrap_usable()
     if sandboxed:
         env["PYTHONPATH"] = _PKG_MOUNT
-        argv = [bwrap_path(), *_ro_binds(),
+        # The private /tmp comes first: binds after it may live under /tmp (a venv or checkout there).
+        argv = [bwrap_path(), "--tmpfs", "/tmp", *_ro_binds(),
                 "--ro-bind", str(Path(genai_course.__file__).resolve().parent), f"{_PKG_MOUNT}/genai_course",
                 "--ro-bind", str(work_dir), "/submission",
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                "--proc", "/proc", "--dev", "/dev",
                 "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--chdir", "/tmp", "--"]
         # -I ignores PYTHONPATH; run a tiny bootstrap that puts the package mount first instead.
