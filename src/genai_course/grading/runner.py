@@ -89,6 +89,7 @@ def reference(assignment: str):
     ex = extract(path)
     module = ModuleType(f"reference_{assignment}")
     module.__file__ = str(path)
+    sys.modules[module.__name__] = module  # dataclasses look their module up while the class is built
     exec(compile(ex.source, f"<reference {assignment}>", "exec"), module.__dict__)  # noqa: S102 - our own solution
     return module
 
