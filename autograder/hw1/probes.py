@@ -1,0 +1,122 @@
+"""HW1 probes: scenarios that run INSIDE the sandbox against the student's module ``ns``.
+They return raw outputs (and, for the memory check, the size of the largest tensor any operation
+produced); all expected values are computed by the grader."""
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class _LargestTensor(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def tokenizer_roundtrip(ns, text, probe):
+    tok = ns.CharTokenizer(text)
+    ids = tok.encode(probe)
+    return {"vocab_size": tok.vocab_size, "ids": list(ids), "decoded": tok.decode(ids),
+            "decoded_tensor": tok.decode(torch.tensor(ids))}
+
+
+def banded_largest(ns, q, k, v, window):
+    """Output of banded_attention, forward and backward, and the largest tensor created on the way."""
+    q, k, v = (t.clone().requires_grad_(True) for t in (q, k, v))
+    mode = _LargestTensor()
+    with mode:
+        out = ns.banded_attention(q, k, v, window)
+        out.sum().backward()
+    return {"out": out.detach(), "largest": mode.largest, "grad_q": q.grad}
+
+
+def rope_apply(ns, head_dim, base, x, positions):
+    rope = ns.RotaryEmbedding(head_dim, base)
+    return rope(x, positions)
+
+
+def _layer(ns, d_model, n_heads, window, n_kv_heads, weights):
+    layer = ns.MultiHeadSelfAttention(d_model, n_heads, window, n_kv_heads)
+    with torch.no_grad():
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            getattr(layer, name).weight.copy_(weights[name])
+    return layer.eval()
+
+
+def attention_layer(ns, d_model, n_heads, window, n_kv_heads, weights, x, split):
+    """Full forward, and the same sequence fed through a RollingKVCache in pieces of sizes `split`."""
+    layer = _layer(ns, d_model, n_heads, window, n_kv_heads, weights)
+    with torch.no_grad():
+        full = layer(x)
+        cache = ns.RollingKVCache(window, x.shape[0], n_kv_heads or n_heads, d_model // n_heads)
+        pieces, start = [], 0
+        for n in split:
+            pieces.append(layer(x[:, start:start + n], cache))
+            start += n
+    return {"full": full, "cached": torch.cat(pieces, dim=1), "cache_k_shape": list(cache.k.shape)}
+
+
+def lm_outputs(ns, cfg, seed, idx, idx_changed):
+    torch.manual_seed(seed)
+    model = ns.TransformerLM(ns.LMConfig(**cfg)).eval()
+    with torch.no_grad():
+        logits = model(idx)
+        changed = model(idx_changed)
+        cache = model.new_cache(idx.shape[0])
+        inc = torch.cat([model(idx[:, :5], cache)] + [model(idx[:, t:t + 1], cache) for t in range(5, idx.shape[1])], dim=1)
+    tied = model.lm_head.weight.data_ptr() == model.tok_emb.weight.data_ptr()
+    return {"logits": logits, "changed": changed, "cached": inc, "tied": tied,
+            "n_params": sum(p.numel() for p in model.parameters())}
+
+
+def loss_of(ns, logits, targets):
+    return ns.lm_loss(logits, targets)
+
+
+class _FixedLM(torch.nn.Module):
+    """A stand-in model whose next-token logits are a fixed table of the last token (a bigram);
+    it records how it was called, so generate() can be checked without the student's LM."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+        self.calls = []
+
+    def new_cache(self, batch_size):
+        return []
+
+    def forward(self, idx, cache=None):
+        self.calls.append(idx.shape[1])
+        return self.table[idx]  # (B, T, V)
+
+
+def sample(ns, table, prompt, n, temperature, top_k, top_p, seed):
+    model = _FixedLM(table)
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    out = ns.generate(model, prompt, n, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+    return {"out": out, "calls": model.calls}
+
+
+def training_gate(ns, cfg, train_ids, val_x, steps, batch, lr):
+    torch.manual_seed(0)
+    model = ns.TransformerLM(ns.LMConfig(**cfg))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(0)
+    T = cfg["context"]
+    for _ in range(steps):
+        s = torch.randint(0, len(train_ids) - T - 1, (batch,), generator=g)
+        x = torch.stack([train_ids[i:i + T] for i in s.tolist()])
+        y = torch.stack([train_ids[i + 1:i + T + 1] for i in s.tolist()])
+        loss = F.cross_entropy(model(x).reshape(-1, cfg["vocab_size"]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        return model(val_x)
