@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hw1_attention.py [--sizes 1024 4096 16384]
 
 Each (T, method) runs in a fresh subprocess so peak RSS (ru_maxrss) is its own; memory is the peak
-above the process's baseline after the inputs exist. B=1, H=4, head_dim=64, window=128, fp32, 2 threads.
+above the process's baseline after the inputs exist. B=1, H=1, head_dim=64, window=128, fp32, 2 threads.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-B, H, D, WINDOW = 1, 4, 64, 128
+B, H, D, WINDOW = 1, 1, 64, 128
 
 
 def run_case(T: int, method: str, reps: int) -> dict:
