@@ -239,3 +239,11 @@ def test_grading_is_deterministic(tmp_path, toy_suite, quick_limits):
     src = CORRECT.replace("    return t * k", "    return t * k + (t > 0.5).float() * 1e-3")  # right on most inputs
     scores = {_grade(tmp_path, src, toy_suite, quick_limits)[0]["score"] for _ in range(5)}
     assert len(scores) == 1
+
+
+def test_without_bubblewrap_falls_back_loudly(tmp_path, toy_suite, quick_limits, monkeypatch):
+    monkeypatch.setenv("GENAI_COURSE_NO_BWRAP", "1")
+    with pytest.warns(RuntimeWarning, match="WITHOUT filesystem or network isolation"):
+        result, _ = _grade(tmp_path, CORRECT.replace("return t * k", "raise SystemExit"), toy_suite, quick_limits)
+    assert _scores(result) == {"test_add": 2, "test_scale": 0, "test_counter": 1}
+    assert "graded without the bubblewrap sandbox" in result["output"]

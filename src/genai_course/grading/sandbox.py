@@ -190,35 +190,29 @@ def spawn(work_dir: Path, limits: Limits | None = None) -> ChildProcess:
     stdout_path = work_dir / "child-output.txt"
     out = open(stdout_path, "wb")
     cgroup = _Cgroup(limits)
-    pkg_parent = str(Path(genai_course.__file__).resolve().parent.parent)
+    pkg_dir = Path(genai_course.__file__).resolve().parent
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "GENAI_COURSE_DATA": "/tmp/no-data"}
-    child_argv = [sys.executable, "-I", "-m", "genai_course.grading.child", str(req_r), str(rep_w)]
     sandboxed = bwrap_usable()
+    # -E ignores PYTHON* variables; a tiny bootstrap puts this package's folder first on sys.path.
+    pkg_parent = _PKG_MOUNT if sandboxed else str(pkg_dir.parent)
+    child_argv = [sys.executable, "-s", "-E", "-c",
+                  f"import sys; sys.path.insert(0, {pkg_parent!r}); "
+                  "from genai_course.grading.child import main; main()", str(req_r), str(rep_w)]
     if sandboxed:
-        env["PYTHONPATH"] = _PKG_MOUNT
         # The private /tmp comes first: binds after it may live under /tmp (a venv or checkout there).
         argv = [bwrap_path(), "--tmpfs", "/tmp", *_ro_binds(),
-                "--ro-bind", str(Path(genai_course.__file__).resolve().parent), f"{_PKG_MOUNT}/genai_course",
+                "--ro-bind", str(pkg_dir), f"{_PKG_MOUNT}/genai_course",
                 "--ro-bind", str(work_dir), "/submission",
                 "--proc", "/proc", "--dev", "/dev",
                 "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--chdir", "/tmp", "--"]
-        # -I ignores PYTHONPATH; run a tiny bootstrap that puts the package mount first instead.
-        child_argv = [sys.executable, "-s", "-E", "-c",
-                      f"import sys; sys.path.insert(0, {_PKG_MOUNT!r}); "
-                      "from genai_course.grading.child import main; main()", str(req_r), str(rep_w)]
-        argv += child_argv
+                "--chdir", "/tmp", "--", *child_argv]
     else:
         warnings.warn("bubblewrap (bwrap) is not available: student code runs in a plain subprocess "
                       "WITHOUT filesystem or network isolation. Install bubblewrap for real grading.",
                       RuntimeWarning, stacklevel=2)
-        env["PYTHONPATH"] = pkg_parent
-        child_argv = [sys.executable, "-s", "-E", "-c",
-                      f"import sys; sys.path.insert(0, {pkg_parent!r}); "
-                      "from genai_course.grading.child import main; main()", str(req_r), str(rep_w)]
         argv = child_argv
 
     def preexec() -> None:
