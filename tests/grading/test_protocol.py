@@ -38,6 +38,7 @@ def test_child_side_refuses_unknown_objects():
     assert type(to_plain(torch.ones(2).as_subclass(SneakyTensor))) is torch.Tensor
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # raised by the hostile raw pickle
 def test_parent_side_refuses_pickled_objects_and_subclasses():
     buf = io.BytesIO()
     torch.save({"ok": True, "value": AlwaysEqual()}, buf)
