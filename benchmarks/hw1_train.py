@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--out", type=Path, default=None, help="write the checkpoint here")
+    p.add_argument("--device", default="cpu", help="cpu (the gate's setting), cuda, or auto (a GPU when present)")
     p.add_argument("--eval-windows", type=int, default=None, help="cap validation windows (default: all)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override LMConfig fields, e.g. --set d_model=128 n_heads=4")
@@ -37,9 +38,10 @@ def main() -> None:
     train_ids, val_ids = torch.tensor(tok.encode(train_text)), torch.tensor(tok.encode(val_text))
     overrides = {k: type(getattr(ref.LMConfig, k))(v) for k, v in (item.split("=") for item in a.set)}
     cfg = ref.LMConfig(vocab_size=tok.vocab_size, **overrides)
-    model = ref.TransformerLM(cfg)
+    device = gc.get_device() if a.device == "auto" else torch.device(a.device)
+    model = ref.TransformerLM(cfg).to(device)
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"config {asdict(cfg)}; {n_params:,} parameters; batch {a.batch}, lr {a.lr}, {a.minutes} min")
+    print(f"config {asdict(cfg)}; {n_params:,} parameters; batch {a.batch}, lr {a.lr}, {a.minutes} min on {device}")
     hist = gc.training.train_lm(model, train_ids, ref.lm_loss, context=cfg.context, batch_size=a.batch, lr=a.lr,
                                 minutes=a.minutes, log_every=50)
     val = gc.training.lm_eval_loss(model, val_ids, cfg.context, ref.lm_loss, max_windows=a.eval_windows)
@@ -47,14 +49,17 @@ def main() -> None:
                "tokens_per_second": hist.tokens / hist.seconds, "steps": hist.steps[-1] if hist.steps else 0,
                "parameters": n_params, "uniform_loss": math.log(tok.vocab_size)}
     print(json.dumps(figures, indent=2))
-    print(f"gate: validation loss {val:.3f} <= 1.60 within {hist.seconds / 60:.1f} <= 10 min:",
-          "PASS" if val <= 1.60 and hist.seconds <= 600 + 5 else "FAIL")
+    if device.type != "cpu":
+        print(f"(trained on {device}: the gate is defined for 2 CPU cores, so it is not judged here)")
+    else:
+        print(f"gate: validation loss {val:.3f} <= 1.60 within {hist.seconds / 60:.1f} <= 10 min:",
+              "PASS" if val <= 1.60 and hist.seconds <= 600 + 5 else "FAIL")
     if a.out:
-        meta = {**figures, "config": asdict(cfg), "batch_size": a.batch, "lr": a.lr,
+        meta = {**figures, "device": str(device), "config": asdict(cfg), "batch_size": a.batch, "lr": a.lr,
                 "command": f"benchmarks/hw1_train.py --minutes {a.minutes} --batch {a.batch} --lr {a.lr}"
                            + (f" --set {' '.join(a.set)}" if a.set else ""),
                 "history": {"steps": hist.steps, "train_loss": hist.train_loss}}
-        gc.save_checkpoint(model, a.out, meta=meta)
+        gc.save_checkpoint(model.cpu(), a.out, meta=meta)
         print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)")
 
 

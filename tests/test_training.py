@@ -68,3 +68,44 @@ def test_train_lm_learns_a_deterministic_sequence():
     assert len(hist.steps) == 15 and hist.tokens == 150 * 8 * 16 and hist.seconds > 0
     assert before > 2.0 and after < 0.1
     assert model.training is True
+
+
+def test_tensor_batches_cover_every_row_once_per_pass():
+    import pytest
+
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    plain = gc.training.TensorBatches(x, y, batch_size=4)
+    assert len(plain) == 3
+    assert [b[1].tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    shuffled = gc.training.TensorBatches(x, y, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    passes = [torch.cat([b[1] for b in shuffled]).tolist() for _ in range(3)]
+    assert all(sorted(p) == list(range(10)) for p in passes)
+    assert len({tuple(p) for p in passes}) > 1, "each pass draws a new order"
+    for xb, yb in shuffled:
+        assert torch.equal(xb[:, 0].long(), yb), "x and y rows stay aligned"
+    again = gc.training.TensorBatches(x, y, 4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert torch.cat([b[1] for b in again]).tolist() == passes[0], "same seed, same order"
+    with pytest.raises(ValueError, match="10 rows but y has 9"):
+        gc.training.TensorBatches(x, y[:9], 4)
+    with pytest.raises(ValueError, match="batch_size"):
+        gc.training.TensorBatches(x, y, 0)
+
+
+def test_tensor_batches_move_data_once_and_follow_the_global_seed():
+    x, y = torch.randn(6, 2), torch.arange(6)
+    b = gc.training.TensorBatches(x, y, 3, device="meta")
+    assert b.x.device.type == "meta" and b.y.device.type == "meta"
+    orders = []
+    for _ in range(2):
+        gc.seed_everything(3)
+        orders.append(torch.cat([yb for _, yb in gc.training.TensorBatches(x, y, 3, shuffle=True)]).tolist())
+    assert orders[0] == orders[1]
+
+
+def test_model_device_and_defaults_follow_the_model():
+    assert gc.model_device(nn.Linear(2, 2)) == torch.device("cpu")
+    assert gc.model_device(nn.ReLU()) == torch.device("cpu")
+    only_buffer = nn.Module()
+    only_buffer.register_buffer("b", torch.zeros(1, device="meta"))
+    assert gc.model_device(only_buffer).type == "meta"
+    assert gc.model_device(nn.Linear(2, 2, device="meta")).type == "meta"

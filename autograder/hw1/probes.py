@@ -62,6 +62,17 @@ def attention_layer(ns, d_model, n_heads, window, n_kv_heads, weights, x, split)
     return {"full": full, "cached": torch.cat(pieces, dim=1), "cache_k_shape": list(cache.k.shape)}
 
 
+def cache_placement(ns, cfg):
+    """Where the caches put their buffers: built directly on the 'meta' device in float64, and by
+    new_cache of a model converted to float64."""
+    direct = ns.RollingKVCache(4, 1, 2, 8, device="meta", dtype=torch.float64)
+    model = ns.TransformerLM(ns.LMConfig(**cfg)).to(torch.float64)
+    made = model.new_cache(1)[0]
+    return {"direct": [str(direct.k.device), str(direct.k.dtype), str(direct.v.device), str(direct.pos.device),
+                       str(direct.pos.dtype)],
+            "new_cache": [str(made.k.device), str(made.k.dtype), str(made.pos.dtype)]}
+
+
 def lm_outputs(ns, cfg, seed, idx, idx_changed):
     torch.manual_seed(seed)
     model = ns.TransformerLM(ns.LMConfig(**cfg)).eval()

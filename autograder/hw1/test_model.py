@@ -69,6 +69,14 @@ def test_rolling_cache(student):
                          hint="positions continue from cache.seen; mask keys by absolute position")
             expect_equal(got["cache_k_shape"], [2, kv, w, d // h], "RollingKVCache.k shape after 23 tokens",
                          hint="the buffer has exactly `window` slots, whatever the length")
+    with checks.case("buffers on the requested device and dtype"):
+        got = student.probe("cache_placement", cfg=CFG)
+        expect_equal(got["direct"], ["meta", "torch.float64", "meta", "meta", "torch.int64"],
+                     "RollingKVCache(4, 1, 2, 8, device='meta', dtype=torch.float64): [k.device, k.dtype, v.device, pos.device, pos.dtype]",
+                     hint="create k, v with device=device, dtype=dtype and pos with device=device (pos stays int64)")
+        expect_equal(got["new_cache"], ["cpu", "torch.float64", "torch.int64"],
+                     "TransformerLM(cfg).to(torch.float64).new_cache(1)[0]: [k.device, k.dtype, pos.dtype]",
+                     hint="new_cache passes the device and dtype of the model's weights")
     return checks
 
 

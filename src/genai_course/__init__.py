@@ -7,8 +7,8 @@ Import it one way everywhere::
 """
 from . import checkpoint, data, plotting, runtime, training
 from .checkpoint import load_checkpoint, save_checkpoint
-from .runtime import get_device, pick, quick_mode, report_metrics, seed_everything
+from .runtime import get_device, model_device, pick, quick_mode, report_metrics, seed_everything
 
 __version__ = "0.1.0"
 __all__ = ["checkpoint", "data", "plotting", "runtime", "training", "load_checkpoint", "save_checkpoint",
-           "get_device", "pick", "quick_mode", "report_metrics", "seed_everything"]
+           "get_device", "model_device", "pick", "quick_mode", "report_metrics", "seed_everything"]

@@ -11,6 +11,8 @@ from typing import Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
+from .runtime import model_device
+
 
 @dataclass
 class History:
@@ -21,14 +23,16 @@ class History:
 
 def fit(model: torch.nn.Module, train_loader: Iterable, optimizer: torch.optim.Optimizer,
         loss_fn: Callable, epochs: int = 1, val_loader: Iterable | None = None,
-        metric: Callable | None = None, device: torch.device | str = "cpu",
+        metric: Callable | None = None, device: torch.device | str | None = None,
         max_steps: int | None = None, desc: str = "train") -> History:
     """Train ``model`` on ``(x, y)`` batches; evaluate on ``val_loader`` after each epoch.
 
     ``metric(logits, y) -> float`` is averaged over validation batches (weighted by batch size).
-    ``max_steps`` caps the optimiser steps per epoch (handy in quick mode).
+    ``max_steps`` caps the optimiser steps per epoch (handy in quick mode). ``device`` defaults to the
+    model's own; batches are moved there.
     """
     hist = History()
+    device = device or model_device(model)
     model.to(device)
     for epoch in range(epochs):
         model.train()
@@ -56,8 +60,10 @@ def fit(model: torch.nn.Module, train_loader: Iterable, optimizer: torch.optim.O
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: Iterable, loss_fn: Callable,
-             metric: Callable | None = None, device: torch.device | str = "cpu") -> tuple[float, float | None]:
-    """Mean loss (and metric) of ``model`` over ``loader`` in eval mode."""
+             metric: Callable | None = None, device: torch.device | str | None = None) -> tuple[float, float | None]:
+    """Mean loss (and metric) of ``model`` over ``loader`` in eval mode (batches moved to ``device``,
+    default the model's)."""
+    device = device or model_device(model)
     was_training = model.training
     model.eval()
     loss_sum, metric_sum, n = 0.0, 0.0, 0
@@ -70,6 +76,39 @@ def evaluate(model: torch.nn.Module, loader: Iterable, loss_fn: Callable,
         n += len(y)
     model.train(was_training)
     return loss_sum / max(n, 1), (metric_sum / max(n, 1) if metric is not None else None)
+
+
+class TensorBatches:
+    """Mini-batches ``(x[idx], y[idx])`` of two aligned tensors, kept on ``device`` (moved there once).
+
+    A light stand-in for ``DataLoader(TensorDataset(x, y))``: iterable any number of times, ``len()``
+    is the number of batches, the last batch may be smaller, and ``shuffle=True`` draws a new order
+    each pass from ``generator`` (default: torch's global generator, so ``seed_everything`` fixes it).
+    Slicing whole batches instead of collating single items is much faster, on CPU and GPU alike.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+                 device: torch.device | str | None = None, generator: torch.Generator | None = None):
+        if len(x) != len(y):
+            raise ValueError(f"TensorBatches: x has {len(x)} rows but y has {len(y)}; they must match")
+        if batch_size < 1:
+            raise ValueError(f"TensorBatches: batch_size must be >= 1, got {batch_size}")
+        self.x = x if device is None else x.to(device)
+        self.y = y if device is None else y.to(device)
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.x)
+        order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            else:
+                idx = order[start:start + self.batch_size]
+                yield self.x[idx], self.y[idx]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,17 +127,19 @@ def lm_batch(ids: torch.Tensor, context: int, batch_size: int, generator: torch.
 @torch.no_grad()
 def lm_eval_loss(model: torch.nn.Module, ids: torch.Tensor, context: int, loss_fn: Callable,
                  max_windows: int | None = None, batch_size: int = 32) -> float:
-    """Mean next-token loss over non-overlapping windows of ``ids`` (evenly spread if capped)."""
+    """Mean next-token loss over non-overlapping windows of ``ids`` (evenly spread if capped).
+    Batches go to the model's device; ``ids`` may stay on the CPU."""
     n = (len(ids) - 1) // context
     if n < 1:
         raise ValueError(f"lm_eval_loss: need at least context+1={context + 1} ids, got {len(ids)}")
     picks = torch.arange(n) if max_windows is None or max_windows >= n else torch.linspace(0, n - 1, max_windows).long()
     was_training = model.training
     model.eval()
+    device = model_device(model)
     total = 0.0
     for chunk in picks.split(batch_size):
-        x = torch.stack([ids[i * context:(i + 1) * context] for i in chunk.tolist()])
-        y = torch.stack([ids[i * context + 1:(i + 1) * context + 1] for i in chunk.tolist()])
+        x = torch.stack([ids[i * context:(i + 1) * context] for i in chunk.tolist()]).to(device)
+        y = torch.stack([ids[i * context + 1:(i + 1) * context + 1] for i in chunk.tolist()]).to(device)
         total += loss_fn(model(x), y).item() * len(chunk)
     model.train(was_training)
     return total / len(picks)
@@ -116,7 +157,8 @@ def train_lm(model: torch.nn.Module, train_ids: torch.Tensor, loss_fn: Callable,
              lr: float, minutes: float | None = None, max_steps: int | None = None, warmup: int = 100,
              weight_decay: float = 0.1, log_every: int = 50, seed: int = 0, desc: str = "training") -> LMHistory:
     """AdamW with linear warm-up and cosine decay to 10 % over a time budget (``minutes``) or a
-    step budget (``max_steps``), whichever ends first; gradient clipping at 1.0; tqdm bar."""
+    step budget (``max_steps``), whichever ends first; gradient clipping at 1.0; tqdm bar.
+    Batches are cut from ``train_ids`` (CPU is fine) and moved to the model's device."""
     import math
     import time
 
@@ -127,6 +169,7 @@ def train_lm(model: torch.nn.Module, train_ids: torch.Tensor, loss_fn: Callable,
     hist, smooth = LMHistory(), None
     budget = minutes * 60 if minutes is not None else float("inf")
     model.train()
+    device = model_device(model)
     start = time.perf_counter()
     bar = tqdm(total=max_steps if max_steps is not None else int(budget), desc=desc,
                unit="step" if max_steps is not None else "s")
@@ -140,6 +183,7 @@ def train_lm(model: torch.nn.Module, train_ids: torch.Tensor, loss_fn: Callable,
         for group in opt.param_groups:
             group["lr"] = lr * scale
         x, y = lm_batch(train_ids, context, batch_size, gen)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
