@@ -99,7 +99,8 @@ def text_model(ns, cls, kwargs, batches):
     with torch.no_grad():
         outs = [model(ids) for ids in batches]
     weights = {
-        "embedding": [m.weight.detach() for m in _only(model, nn.Embedding)],
+        # nn.EmbeddingBag(mode="mean") is an equally valid table for the bag of embeddings
+        "embedding": [m.weight.detach() for m in _only(model, (nn.Embedding, nn.EmbeddingBag))],
         "linear": [[m.weight.detach(), m.bias.detach() if m.bias is not None else None] for m in _only(model, nn.Linear)],
         "conv": [[m.weight.detach(), m.bias.detach()] for m in _only(model, nn.Conv1d)],
         "gru": [{k: v.detach() for k, v in m.named_parameters()} for m in _only(model, nn.GRU)],

@@ -144,6 +144,7 @@ def _load_text_cnn(kwargs):
                "expected one nn.Embedding, one nn.Conv1d per width and one nn.Linear")
         with torch.no_grad():
             m.embed.weight.copy_(w["embedding"][0])
+            m.embed.weight[kwargs.get("pad_id", 0)] = 0  # a model that masks pads may leave that row non-zero, unused
             for conv, (cw, cb) in zip(m.convs, w["conv"]):
                 conv.weight.copy_(cw)
                 conv.bias.copy_(cb)
@@ -160,6 +161,7 @@ def _load_gru(kwargs):
                "expected one nn.Embedding, one nn.GRU and one nn.Linear")
         with torch.no_grad():
             m.embed.weight.copy_(w["embedding"][0])
+            m.embed.weight[kwargs.get("pad_id", 0)] = 0
             m.gru.load_state_dict(w["gru"][0])
             m.out.weight.copy_(w["linear"][0][0])
             m.out.bias.copy_(w["linear"][0][1])

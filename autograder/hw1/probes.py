@@ -96,7 +96,8 @@ class _FixedLM(torch.nn.Module):
 
     def __init__(self, table):
         super().__init__()
-        self.table = table
+        # a parameter (frozen), so generate() may read the device/dtype from model.parameters()
+        self.table = torch.nn.Parameter(table, requires_grad=False)
         self.calls = []
 
     def new_cache(self, batch_size):

@@ -133,7 +133,12 @@ def test_generate(student):
         for _ in range(6):
             seq = torch.cat([seq, table[seq[:, -1]].argmax(-1, keepdim=True)], dim=1)
         expect_equal(got["out"], seq, "generate(..., temperature=0) with a bigram stand-in model")
-        expect_equal(got["calls"], [2] + [1] * 6, "lengths of the model calls", hint="feed the prompt once, then one token per step through the cache")
+        calls = got["calls"]
+        # the last sampled token may or may not be fed back (it is never needed): 6 or 7 calls
+        expect(len(calls) in (6, 7) and calls[:1] == [2] and all(c == 1 for c in calls[1:]),
+               "generate(prompt (2, 2), max_new_tokens=6, temperature=0)",
+               f"called the model with sequence lengths {calls} (expected [2, 1, 1, 1, 1, 1] or one more 1)",
+               hint="feed the prompt once, then one token per step through the cache")
     with checks.case("top-k support"):
         got = student.probe("sample", table=table, prompt=prompt, n=40, temperature=1.5, top_k=3, top_p=None, seed=1)
         out = got["out"]

@@ -47,22 +47,28 @@ def test_untouched_release_scores_zero_with_a_clean_report(assignment):
 
 @pytest.mark.parametrize("assignment", HOMEWORK)
 def test_planted_bugs_lose_exactly_their_points(assignment, tmp_path):
-    mutants = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants").MUTANTS
+    """Each planted bug loses exactly the points of the tests that cover it, and each valid variant
+    (a correct submission written differently from the solution) keeps full marks. One batch."""
+    fixtures = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants")
+    cases = {name: (edits, losers) for name, (edits, losers) in fixtures.MUTANTS.items()}
+    for name, edits in getattr(fixtures, "VALID_VARIANTS", {}).items():
+        assert name not in cases, name
+        cases[name] = (edits, set())
     source = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
     paths = []
-    for name, (edits, _) in mutants.items():
+    for name, (edits, _) in cases.items():
         text = source
         for old, new in edits:
-            assert old in text, f"mutant {name}: {old!r} not found in the solution"
+            assert old in text, f"{name}: {old!r} not found in the solution"
             text = text.replace(old, new)
         path = tmp_path / f"{name}.py"
         path.write_text(text)
         paths.append(path)
     grade_many(hidden_suite(assignment), paths, tmp_path / "out", workers=2)
     problems = []
-    for name, (_, losers) in mutants.items():
+    for name, (_, losers) in cases.items():
         result = json.loads((tmp_path / "out" / name / "results.json").read_text())
-        lost = {t["test_id"] for t in result["tests"] if t["score"] < t["max_score"]}
-        if lost != losers:
-            problems.append(f"{name}: lost points in {sorted(lost)}, expected exactly {sorted(losers)}")
+        lost = {t["test_id"]: t["output"][:400] for t in result["tests"] if t["score"] < t["max_score"]}
+        if set(lost) != losers:
+            problems.append(f"{name}: lost points in {sorted(lost)}, expected exactly {sorted(losers)}: {lost}")
     assert not problems, "\n".join(problems)
