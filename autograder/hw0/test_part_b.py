@@ -137,14 +137,20 @@ def _stronger_checks(student, cls, kwargs, build_ref):
     return checks
 
 
+def _load_embedding(model, w, kwargs):
+    """The student's embedding table into the reference model, pad row zeroed: a model that masks pad
+    positions instead of using padding_idx may leave that row non-zero, and never reads it."""
+    model.embed.weight.copy_(w["embedding"][0])
+    model.embed.weight[kwargs.get("pad_id", 0)] = 0
+
+
 def _load_text_cnn(kwargs):
     def build(w):
         m = ref.TextCNN(**kwargs)
         expect(len(w["conv"]) == len(m.convs) and len(w["embedding"]) == 1 and len(w["linear"]) == 1, "TextCNN",
                "expected one nn.Embedding, one nn.Conv1d per width and one nn.Linear")
         with torch.no_grad():
-            m.embed.weight.copy_(w["embedding"][0])
-            m.embed.weight[kwargs.get("pad_id", 0)] = 0  # a model that masks pads may leave that row non-zero, unused
+            _load_embedding(m, w, kwargs)
             for conv, (cw, cb) in zip(m.convs, w["conv"]):
                 conv.weight.copy_(cw)
                 conv.bias.copy_(cb)
@@ -160,8 +166,7 @@ def _load_gru(kwargs):
         expect(len(w["gru"]) == 1 and len(w["embedding"]) == 1 and len(w["linear"]) == 1, "GRUClassifier",
                "expected one nn.Embedding, one nn.GRU and one nn.Linear")
         with torch.no_grad():
-            m.embed.weight.copy_(w["embedding"][0])
-            m.embed.weight[kwargs.get("pad_id", 0)] = 0
+            _load_embedding(m, w, kwargs)
             m.gru.load_state_dict(w["gru"][0])
             m.out.weight.copy_(w["linear"][0][0])
             m.out.bias.copy_(w["linear"][0][1])
