@@ -1,82 +1,252 @@
-"""Public checks of HW0, run by `genai-course check hw0.ipynb`: small, hand-computed cases only.
-The hidden suite that grades the homework uses other inputs and checks much more."""
+"""Public checks of HW0, run by `genai-course check hw0.ipynb`: small, hand-computed cases, one or
+more per graded definition. When a result is wrong, the check also computes what the common buggy
+versions would return on the same input and names the bug your output matches. The hidden suite
+that grades the homework uses other inputs and checks much more."""
+import re
+
 import torch
+import torch.nn.functional as F
 
 from genai_course.grading import Checks, Fail, StudentError, expect, expect_close, expect_equal, expect_shape, graded
+from genai_course.grading.api import diagnose
 
 
 @graded(points=1)
 def check_accuracy(student):
     """accuracy: a tiny batch with a tie, and an empty batch"""
-    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 1.0]])
-    expect_close(student.call("accuracy", logits, torch.tensor([0, 1, 1])), 2 / 3, "accuracy on 3 examples", atol=1e-6)
-    expect_close(student.call("accuracy", torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), 0.0, "accuracy(empty batch)")
+    logits, labels = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 1.0]]), torch.tensor([0, 1, 1])
+    got = student.call("accuracy", logits, labels)
+    expect_close(got, 2 / 3, "accuracy on 3 examples (the tie [1, 1] predicts class 0)", atol=1e-6, hint=diagnose(got, {
+        "returned the number of correct predictions; divide by the batch size": 2.0,
+        "the tie went to the last maximum; torch.argmax picks the first": 1.0,
+    }, default="(logits.argmax(dim=-1) == labels).float().mean().item()"))
+    expect_close(student.call("accuracy", torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), 0.0,
+                 "accuracy(empty batch)", hint="return 0.0 when the batch is empty (the mean of nothing is NaN)")
+
+
+def _by_shape(params):
+    """The student's parameters grouped by shape, in definition order."""
+    groups = {}
+    for p in params:
+        groups.setdefault(tuple(p.shape), []).append(p)
+    return groups
+
+
+def _mlp(params, x, act=F.relu, last=lambda z: z):
+    s = _by_shape(params)
+    (w1,), (w2,), (w3,) = s[(256, 784)], s[(256, 256)], s[(10, 256)]
+    b1, b2 = s[(256,)]
+    h = act(x.flatten(1) @ w1.T + b1)
+    return last(act(h @ w2.T + b2) @ w3.T + s[(10,)][0])
+
+
+def _cnn(params, x, act=F.relu, pool=F.max_pool2d, last=lambda z: z):
+    s = _by_shape(params)
+    h = pool(act(F.conv2d(x, s[(32, 1, 3, 3)][0], s[(32,)][0], padding=1)), 2)
+    h = pool(act(F.conv2d(h, s[(64, 32, 3, 3)][0], s[(64,)][0], padding=1)), 2)
+    h = act(h.flatten(1) @ s[(128, 3136)][0].T + s[(128,)][0])
+    return last(h @ s[(10, 128)][0].T + s[(10,)][0])
 
 
 @graded(points=1)
 def check_models(student):
-    """MLPClassifier and CNNClassifier: output shapes and parameter counts"""
+    """MLPClassifier and CNNClassifier: output shapes, parameter counts, and no known layer bug"""
     checks = Checks()
-    for cls, n_params in (("MLPClassifier", 269_322), ("CNNClassifier", 421_642)):
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for cls, n_params, ref in (("MLPClassifier", 269_322, _mlp), ("CNNClassifier", 421_642, _cnn)):
         with checks.case(cls):
-            got = student.probe("forward", cls=cls, kwargs={}, x=torch.zeros(2, 1, 28, 28))
-            expect_shape(got["out"], (2, 10), f"{cls}() on a (2, 1, 28, 28) batch")
-            expect_equal(got["n_params"], n_params, f"parameters of {cls}()")
+            got = student.probe("forward", cls=cls, kwargs={}, x=x)
+            expect_shape(got["out"], (4, 10), f"{cls}() on a (4, 1, 28, 28) batch")
+            expect_equal(got["n_params"], n_params, f"parameters of {cls}()",
+                         hint="build exactly the layers of the heading (Linear/Conv2d with biases)")
+            bugs = {"no non-linearity: put a ReLU after every hidden layer": lambda p: ref(p, x, act=lambda z: z),
+                    "returned probabilities (softmax); return the logits, the loss applies the softmax":
+                        lambda p: ref(p, x, last=lambda z: z.softmax(-1)),
+                    "returned log-probabilities (log_softmax); return the logits": lambda p: ref(p, x, last=lambda z: z.log_softmax(-1)),
+                    "a ReLU after the output layer: logits must be able to be negative": lambda p: ref(p, x, last=F.relu)}
+            if cls == "CNNClassifier":
+                bugs["average pooling; the table asks for MaxPool2d(2)"] = lambda p: ref(p, x, pool=F.avg_pool2d)
+            try:  # the layers as the heading lists them, with your weights (skipped if they are laid out otherwise)
+                want = ref(got["params"], x)
+                candidates = {name: f(got["params"]) for name, f in bugs.items()}
+            except (KeyError, ValueError, RuntimeError):
+                continue
+            if not torch.allclose(got["out"], want, atol=1e-4):
+                bug = diagnose(got["out"], candidates)
+                expect(bug is None, f"{cls}() forward", "the output is not the layers of the heading applied in order", hint=bug)
     return checks
 
 
+def _train_reference(weight, bias, batches, lr, epochs, zero_grad=True, report="per-example"):
+    """train_one_epoch as the docstring states it (and its common bugs), on nn.Linear(weight, bias)."""
+    model = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        model.weight.copy_(weight)
+        model.bias.copy_(bias)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        per = []
+        for x, y in batches:
+            if zero_grad:
+                opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            per.append((loss.item(), len(y)))
+        total = sum(l * n for l, n in per)
+        losses.append({"per-example": total / sum(n for _, n in per), "batch-mean": sum(l for l, _ in per) / len(per),
+                       "last": per[-1][0], "sum": total}[report])
+    return losses, model.weight.detach().clone()
+
+
+def _toy():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(19, 2, generator=g)
+    y = (x.sum(dim=1) > 0).long()
+    batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 19, 8)]  # sizes 8, 8, 3
+    return batches, torch.randn(2, 2, generator=g) * 0.5, torch.zeros(2)
+
+
 @graded(points=1)
-def check_training_loop(student):
-    """train_one_epoch and evaluate on a separable toy problem"""
-    got = student.probe("toy_training")
-    expect(got["losses"][-1] < got["losses"][0], "train_one_epoch", f"loss did not decrease: {got['losses']}")
-    expect(set(got["eval"]) == {"loss", "accuracy"}, "evaluate", f"keys {sorted(got['eval'])}")
-    expect(got["eval"]["accuracy"] > 0.9, "evaluate", f"accuracy {got['eval']['accuracy']:.2f} on an easy problem")
+def check_train_one_epoch(student):
+    """train_one_epoch: train mode, zero_grad/backward/step per batch, per-example mean loss"""
+    batches, weight, bias = _toy()
+    got = student.probe("train_epochs", weight=weight, bias=bias, batches=batches, lr=0.5, epochs=2)
+    expect(all(got["modes"]), "train_one_epoch", "the model ran in eval mode (it starts in eval mode here)",
+           hint="call model.train() at the start")
+    expect_equal(got["steps"], 6, "optimizer steps in 2 epochs of 3 batches", hint="one optimizer.step() per batch")
+    want = _train_reference(weight, bias, batches, 0.5, 2)
+    candidates = {
+        "no optimizer.zero_grad(): gradients of earlier batches pile up": _train_reference(weight, bias, batches, 0.5, 2, zero_grad=False),
+        "returned the mean of the batch losses; weight each batch by its size (the last batch has 3 examples)":
+            _train_reference(weight, bias, batches, 0.5, 2, report="batch-mean"),
+        "returned the loss of the last batch only": _train_reference(weight, bias, batches, 0.5, 2, report="last"),
+        "returned the sum of the losses; divide by the number of examples": _train_reference(weight, bias, batches, 0.5, 2, report="sum"),
+    }
+    pair = (got["losses"], got["weight"])
+    hint = diagnose(pair, candidates, default="zero_grad -> forward -> loss -> backward -> step; accumulate loss.item() * len(y)")
+    expect_close(got["weight"], want[1], "weights after 2 epochs of SGD", atol=1e-5, hint=hint)
+    expect_close(torch.tensor(got["losses"]), torch.tensor(want[0]), "returned mean losses of 2 epochs", atol=1e-5, hint=hint)
+
+
+@graded(points=1)
+def check_evaluate(student):
+    """evaluate: eval mode, no gradients, per-example mean loss and accuracy, mode restored"""
+    batches, weight, bias = _toy()
+    got = student.probe("evaluate_model", weight=weight, bias=bias, batches=batches, start_training=True)
+    expect(not any(got["modes"]), "evaluate", "the model ran in train mode", hint="call model.eval() before the loop")
+    expect(not any(got["grad_enabled"]), "evaluate", "gradients were tracked", hint="wrap the loop in torch.no_grad()")
+    expect(got["mode_after"] is True, "evaluate", "the model was left in eval mode (it was in train mode before)",
+           hint="remember model.training and call model.train(previous_mode) at the end")
+    expect(isinstance(got["result"], dict) and set(got["result"]) == {"loss", "accuracy"}, "evaluate",
+           f"expected a dict with keys 'loss' and 'accuracy', got {got['result']!r}"[:200])
+    stats = []
+    for x, y in batches:
+        logits = x @ weight.T + bias
+        stats.append((F.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item(), len(y)))
+    n = sum(s[2] for s in stats)
+    want = {"loss": sum(s[0] * s[2] for s in stats) / n, "accuracy": sum(s[1] * s[2] for s in stats) / n}
+    bug = diagnose(got["result"], {
+        "averaged the batch means; weight each batch by its size (the last batch has 3 examples)":
+            {"loss": sum(s[0] for s in stats) / 3, "accuracy": sum(s[1] for s in stats) / 3},
+        "returned the number of correct predictions as 'accuracy'; divide by the number of examples":
+            {"loss": want["loss"], "accuracy": float(round(sum(s[1] * s[2] for s in stats)))},
+    }, default="sum loss.item() * len(y) and the correct predictions, divide both by the number of examples")
+    for key in ("loss", "accuracy"):
+        expect_close(got["result"][key], want[key], f"evaluate(...)['{key}'] on batches of 8, 8 and 3", atol=1e-5, hint=bug)
 
 
 @graded(points=1)
 def check_text_pipeline(student):
     """tokenize, build_vocab, encode and pad_batch on tiny inputs"""
     checks = Checks()
-    with checks.case("tokenize"):
-        expect_equal(student.call("tokenize", "It's GREAT -- 10/10!"), ["it's", "great", "10", "10"], "tokenize")
+    pattern = r"[a-z0-9]+(?:'[a-z]+)?"
+    for text in ("It's GREAT -- 10/10!", "Director's cut: don't."):
+        with checks.case(f"tokenize({text!r})"):
+            got = student.call("tokenize", text)
+            expect_equal(got, re.findall(pattern, text.lower()), f"tokenize({text!r})", hint=diagnose(got, {
+                "the text is not lower-cased first": re.findall(pattern, text),
+                "split on spaces; use re.findall(TOKEN_PATTERN, text.lower())": text.lower().split(),
+                "the apostrophe suffix is split off: use the full TOKEN_PATTERN": re.findall(r"[a-z0-9]+", text.lower()),
+            }))
     with checks.case("build_vocab"):
-        expect_equal(student.call("build_vocab", [["b", "a", "b"], ["c", "a", "d"], ["b"]], min_freq=2),
-                     {"<pad>": 0, "<unk>": 1, "b": 2, "a": 3}, "build_vocab")
+        tokens = [["b", "c", "b"], ["a", "c", "d"], ["b"], ["a"]]  # b: 3, c: 2, a: 2, d: 1
+        got = student.call("build_vocab", tokens, min_freq=2)
+        expect_equal(got, {"<pad>": 0, "<unk>": 1, "b": 2, "a": 3, "c": 4}, "build_vocab(min_freq=2)", hint=diagnose(got, {
+            "ties are not broken alphabetically (a and c both occur twice): sort by (-count, token)":
+                {"<pad>": 0, "<unk>": 1, "b": 2, "c": 3, "a": 4},
+            "min_freq is exclusive: keep tokens seen AT LEAST min_freq times (>=)": {"<pad>": 0, "<unk>": 1, "b": 2},
+            "sorted alphabetically only: most frequent first, then alphabetically": {"<pad>": 0, "<unk>": 1, "a": 2, "b": 3, "c": 4},
+            "the reserved ids are missing: <pad> -> 0 and <unk> -> 1 come first": {"b": 0, "a": 1, "c": 2},
+        }))
     with checks.case("encode"):
         vocab = {"<pad>": 0, "<unk>": 1, "good": 2, "film": 3}
-        expect_equal(student.call("encode", ["good", "bad", "film"], vocab, 2), torch.tensor([2, 1]), "encode(max_len=2)")
+        got = student.call("encode", ["good", "bad", "film"], vocab, 2)
+        expect_equal(got, torch.tensor([2, 1]), "encode(['good', 'bad', 'film'], vocab, max_len=2)", hint=diagnose(got, {
+            "values are right; the dtype must be int64 (torch.long)": torch.tensor([2, 1]),
+            "unknown tokens map to <pad> (0); they map to vocab['<unk>']": torch.tensor([2, 0]),
+            "kept the LAST max_len tokens; keep the first ones": torch.tensor([1, 3]),
+            "unknown tokens were dropped; map them to vocab['<unk>']": torch.tensor([2, 3]),
+        }))
     with checks.case("pad_batch"):
-        ids, lengths = student.call("pad_batch", [torch.tensor([5, 6, 7]), torch.tensor([8])])
-        expect_equal(ids, torch.tensor([[5, 6, 7], [8, 0, 0]]), "pad_batch ids")
-        expect_equal(lengths, torch.tensor([3, 1]), "pad_batch lengths")
+        ids, lengths = student.call("pad_batch", [torch.tensor([5, 6, 7]), torch.tensor([8])], pad_id=9)
+        expect_equal(ids, torch.tensor([[5, 6, 7], [8, 9, 9]]), "pad_batch([[5, 6, 7], [8]], pad_id=9) ids", hint=diagnose(ids, {
+            "padded on the left; pad on the right": torch.tensor([[5, 6, 7], [9, 9, 8]]),
+            "pad_id is ignored: fill with pad_id, not 0": torch.tensor([[5, 6, 7], [8, 0, 0]]),
+        }))
+        expect_equal(lengths, torch.tensor([3, 1]), "pad_batch lengths", hint="an int64 tensor of the original lengths")
+    with checks.case("pad_batch of one empty sequence"):
+        ids, lengths = student.call("pad_batch", [torch.zeros(0, dtype=torch.long)])
+        expect_equal(ids, torch.tensor([[0]]), "pad_batch([empty]) ids", hint="L = max(1, longest length)")
     return checks
 
 
-def _padding_invariant(student, cls, kwargs):
+def _padding_invariant(student, cls, kwargs, hint):
     ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     # Both calls run with the same seed inside one check, so the two models start identical.
     a = student.probe("forward", cls=cls, kwargs=kwargs, x=ids)["out"]
     b = student.probe("forward", cls=cls, kwargs=kwargs, x=padded)["out"]
     expect_shape(a, (2, 2), f"{cls} output")
-    expect_close(b, a, f"{cls} with 3 extra pad columns", atol=1e-5, hint="padding must not change the output")
+    expect_close(b, a, f"{cls} with 3 extra pad columns", atol=1e-5, hint=hint)
 
 
 @graded(points=1)
 def check_bag_of_embeddings(student):
-    """BagOfEmbeddings ignores padding"""
-    _padding_invariant(student, "BagOfEmbeddings", {"vocab_size": 20, "dim": 8, "n_classes": 2})
+    """BagOfEmbeddings: the mean over real tokens (an all-padding row too), padding ignored"""
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0], [0, 0, 0, 0]])
+    got = student.probe("text_forward", cls="BagOfEmbeddings", kwargs={"vocab_size": 20, "dim": 8, "n_classes": 2}, x=ids)
+    expect_shape(got["out"], (3, 2), "BagOfEmbeddings(20, 8, 2) on ids (3, 4)")
+    if got["embedding"] is not None and got["linear"] is not None:
+        table, (w, b) = got["embedding"], got["linear"]
+        e, mask = table[ids], (ids != 0).unsqueeze(-1).float()
+        mean = (e * mask).sum(1) / mask.sum(1).clamp(min=1)
+        candidates = {
+            "averaged over all L positions, pads included: divide by the number of real tokens":
+                e.mean(1) @ w.T + b,
+            "summed the embeddings; average them over the real tokens": (e * mask).sum(1) @ w.T + b,
+            "an all-padding row divides 0 by 0: divide by max(count, 1)": ((e * mask).sum(1) / mask.sum(1)) @ w.T + b,
+        }
+        expect_close(got["out"], mean @ w.T + b, "BagOfEmbeddings output (your weights, the masked mean)", atol=1e-5,
+                     hint=diagnose(got["out"], candidates, default="mask the pads, sum, divide by max(count, 1), then the linear layer"))
+    _padding_invariant(student, "BagOfEmbeddings", {"vocab_size": 20, "dim": 8, "n_classes": 2},
+                       "average over the real tokens only: a mask (ids != pad_id), divide by the count of real tokens")
 
 
 @graded(points=1)
 def check_stronger_model(student):
     """TextCNN or GRUClassifier (one is enough) ignores padding"""
     problems = []
-    for cls, kwargs in (("TextCNN", {"vocab_size": 20, "dim": 8, "n_classes": 2, "n_filters": 4}),
-                        ("GRUClassifier", {"vocab_size": 20, "dim": 8, "hidden": 6, "n_classes": 2})):
+    for cls, kwargs, hint in (
+            ("TextCNN", {"vocab_size": 20, "dim": 8, "n_classes": 2, "n_filters": 4},
+             "take the maximum only over windows that start at a real token (t < length); pad embeddings are zero "
+             "because of padding_idx"),
+            ("GRUClassifier", {"vocab_size": 20, "dim": 8, "hidden": 6, "n_classes": 2},
+             "pack the embedded sequence with the true lengths (pack_padded_sequence, enforce_sorted=False) and use "
+             "the final hidden state, not the output at the last (padded) position")):
         try:
-            _padding_invariant(student, cls, kwargs)
+            _padding_invariant(student, cls, kwargs, hint)
             return None
         except (Fail, StudentError) as e:
             problems.append(str(e))

@@ -1,50 +1,231 @@
-"""Public checks of HW1, run by `genai-course check hw1.ipynb`: the notebook's sanity checks, in
-the grader's sandbox. The hidden suite tests other inputs, memory, sampling and a training run."""
+"""Public checks of HW1, run by `genai-course check hw1.ipynb`: one or more per graded definition,
+on small inputs. When a result is wrong, the check also computes what the common buggy versions
+would return on the same input and names the bug your output matches. The hidden suite tests other
+inputs, memory, sampling statistics and a training run."""
+import math
+
 import torch
 import torch.nn.functional as F
 
-from genai_course.grading import expect, expect_close, expect_equal, expect_shape, graded
+from genai_course.grading import Checks, expect, expect_close, expect_equal, expect_shape, graded
+from genai_course.grading.api import diagnose
+
+
+def _window(T, w):
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    return (j <= i) & (j > i - w)
+
+
+@graded(points=1)
+def check_tokenizer(student):
+    """CharTokenizer: sorted vocabulary, encode, decode of a list and of a tensor"""
+    got = student.probe("tokenizer", text="hello world", probe="hello")
+    expect_equal(got["vocab_size"], 8, "CharTokenizer('hello world').vocab_size",
+                 hint=diagnose(got["vocab_size"], {"vocab_size counts every character, not the distinct ones": 11}))
+    expect_equal(got["ids"], [3, 2, 4, 4, 5], "encode('hello')",
+                 hint=diagnose(got["ids"], {"the vocabulary is in order of first appearance; sort it: sorted(set(text))":
+                                            [0, 1, 2, 2, 3]}, default="id i is the i-th character of sorted(set(text))"))
+    expect_equal(got["decoded"], "hello", "decode(encode('hello'))")
+    expect_equal(got["decoded_tensor"], "hello", "decode(torch.tensor(encode('hello')))",
+                 hint="decode must accept a 1-D LongTensor too: int(i) for each element")
 
 
 @graded(points=1)
 def check_mask(student):
-    """sliding_window_mask(4, 2)"""
-    expect_equal(student.call("sliding_window_mask", 4, 2),
-                 torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=torch.bool),
-                 "sliding_window_mask(4, 2)")
+    """sliding_window_mask(4, 2) and window >= T"""
+    checks = Checks()
+    for T, w in [(4, 2), (5, 9), (3, 1)]:
+        with checks.case(f"T={T}, window={w}"):
+            got = student.call("sliding_window_mask", T, w)
+            i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+            expect_equal(got, _window(T, w), f"sliding_window_mask({T}, {w})", hint=diagnose(got, {
+                "values are right but the dtype must be torch.bool": _window(T, w),
+                "off by one: each query sees window + 1 keys (use j > i - window, not j >= i - window)":
+                    (j <= i) & (j >= i - w),
+                "off by one: each query sees only window - 1 keys (a query always sees itself)": (j <= i) & (j > i - w + 1),
+                "a query may not see itself: use j <= i, not j < i": (j < i) & (j > i - w),
+                "the window is missing: that is the plain causal mask": j <= i,
+                "the mask is transposed: rows are queries, columns keys": ((j <= i) & (j > i - w)).T,
+                "True must mean 'may attend': the mask is inverted": ~((j <= i) & (j > i - w)),
+            }, default="True iff i - window < j <= i (bool dtype)"))
+    return checks
+
+
+def _attention_variants(q, k, v, m):
+    """What scaled_dot_product_attention returns with each common bug, on (q, k, v, mask m)."""
+    d = q.shape[-1]
+    raw = q @ k.transpose(-2, -1)
+    def attend(scores, mask=m, dim=-1, zero_empty=True, fill=float("-inf")):
+        w = torch.softmax(scores.masked_fill(~mask, fill), dim=dim)
+        if zero_empty:
+            w = w.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+        return w @ v
+    return {
+        "scaled the scores by 1/d instead of 1/sqrt(d)": attend(raw / d),
+        "forgot to scale the scores by 1/sqrt(d)": attend(raw),
+        "softmax over the wrong axis (the queries, dim=-2); normalise over the keys, dim=-1": attend(raw / math.sqrt(d), dim=-2),
+        "the mask is inverted: True means 'may attend', so fill where the mask is False (~mask)": attend(raw / math.sqrt(d), mask=~m),
+        "rows with no allowed key are not zeroed (they come out as NaN)": attend(raw / math.sqrt(d), zero_empty=False),
+        "rows with no allowed key are not zeroed (a finite fill value gives them the mean of v)":
+            attend(raw / math.sqrt(d), zero_empty=False, fill=-1e9),
+    }
 
 
 @graded(points=1)
 def check_attention(student):
-    """scaled_dot_product_attention and banded_attention agree with torch on a small case"""
+    """scaled_dot_product_attention: agrees with torch; a row with no allowed key returns zeros"""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 10, 8, generator=g) for _ in range(3))
-    m = torch.ones(10, 10, dtype=torch.bool).tril() & ~torch.ones(10, 10, dtype=torch.bool).tril(-4)
+    m = _window(10, 4)
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-    expect_close(student.call("scaled_dot_product_attention", q, k, v, m), want, "scaled_dot_product_attention", atol=1e-5)
-    expect_close(student.call("banded_attention", q, k, v, 4), want, "banded_attention(window=4)", atol=1e-5)
+    got = student.call("scaled_dot_product_attention", q, k, v, m)
+    expect_close(got, want, "scaled_dot_product_attention(q (1, 2, 10, 8), ..., sliding_window_mask(10, 4))", atol=1e-5,
+                 hint=diagnose(got, _attention_variants(q, k, v, m)))
+    empty = m.clone()
+    empty[0] = False  # query 0 may attend no key at all
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=empty).masked_fill(~empty.any(-1, keepdim=True), 0.0)
+    got = student.call("scaled_dot_product_attention", q, k, v, empty)
+    expect_close(got, want, "scaled_dot_product_attention with query 0 fully masked", atol=1e-5,
+                 hint=diagnose(got, _attention_variants(q, k, v, empty), default="zero the rows with no allowed key"))
+
+
+@graded(points=1)
+def check_banded(student):
+    """banded_attention equals dense masked attention (T not a multiple of w, w >= T, w = 1)"""
+    checks = Checks()
+    g = torch.Generator().manual_seed(1)
+    for T, w in [(10, 4), (16, 4), (7, 20), (9, 1)]:
+        with checks.case(f"T={T}, window={w}"):
+            q, k, v = (torch.randn(1, 2, T, 8, generator=g) for _ in range(3))
+            got = student.call("banded_attention", q, k, v, w)
+            dense = lambda mask, scale=None: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+            expect_close(got, dense(_window(T, w)), f"banded_attention(q (1, 2, {T}, 8), window={w})", atol=1e-5,
+                         hint=diagnose(got, {
+                             "each query sees window + 1 keys: the band is off by one": dense(_window(T, w + 1)),
+                             "each query sees only window - 1 keys: the band is off by one": dense(_window(T, max(w - 1, 1))),
+                             "the window is ignored (plain causal attention)": dense(_window(T, T)),
+                             "the scores are not scaled by 1/sqrt(d)": dense(_window(T, w), scale=1.0),
+                         }, default="pad T to a multiple of the window; block 0 has no previous block "
+                                    "(its zero padding must be masked, not attended with score 0)"))
+    return checks
+
+
+def _rope(x, pos, base=10000.0, interleaved=True, exponent=2.0, sign=1.0):
+    D = x.shape[-1]
+    inv = base ** (-exponent * torch.arange(D // 2, dtype=torch.float32) / D)
+    ang = pos.float()[:, None] * inv[None, :]
+    cos, sin = ang.cos(), sign * ang.sin()
+    x1, x2 = (x[..., 0::2], x[..., 1::2]) if interleaved else (x[..., : D // 2], x[..., D // 2:])
+    a, b = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+    return torch.stack([a, b], dim=-1).flatten(-2) if interleaved else torch.cat([a, b], dim=-1)
 
 
 @graded(points=1)
 def check_rope(student):
-    """RotaryEmbedding preserves norms and leaves position 0 unchanged"""
-    got = student.probe("rope_norms")
-    expect_close(got["r"].norm(dim=-1), got["x"].norm(dim=-1), "norms after RoPE", atol=1e-5)
-    expect_close(got["r"][:, 0], got["x"][:, 0], "RoPE at position 0", atol=1e-6)
+    """RotaryEmbedding: the rotation of the docstring, norms preserved, position 0 unchanged"""
+    g = torch.Generator().manual_seed(2)
+    x, pos = torch.randn(2, 5, 8, generator=g), torch.tensor([0, 1, 2, 7, 30])
+    got = student.probe("rope_apply", head_dim=8, base=10000.0, x=x, positions=pos)
+    expect_shape(got, (2, 5, 8), "RotaryEmbedding(8)(x (2, 5, 8), positions)")
+    expect_close(got.norm(dim=-1), x.norm(dim=-1), "norms after RoPE (a rotation keeps them)", atol=1e-5,
+                 hint="rotate each pair (x[2m], x[2m+1]) by the same angle: cos on both, -sin / +sin")
+    expect_close(got, _rope(x, pos), "RotaryEmbedding(8)(x, positions)", atol=1e-5, hint=diagnose(got, {
+        "pairs are the two halves (x[m], x[m + D/2]); this homework pairs neighbours (x[2m], x[2m+1])": _rope(x, pos, interleaved=False),
+        "frequencies base ** (-m / D): the exponent is -2m / D": _rope(x, pos, exponent=1.0),
+        "rotation in the wrong direction: out[2m] = x[2m] cos - x[2m+1] sin": _rope(x, pos, sign=-1.0),
+    }, default="interleaved pairs (0,1), (2,3), ...; theta_m = base ** (-2m / D)"))
+
+
+@graded(points=1)
+def check_attention_layer(student):
+    """MultiHeadSelfAttention: GQA equals MHA with each kv head repeated for its group"""
+    got = student.probe("gqa_vs_mha")
+    expect_shape(got["gqa"], (2, 9, 32), "MultiHeadSelfAttention(32, n_heads=4, window=3, n_kv_heads=2) on x (2, 9, 32)")
+    expect_close(got["gqa"], got["mha_interleave"], "GQA layer vs the same layer with kv heads repeated (repeat_interleave)",
+                 atol=1e-5, hint=diagnose(got["gqa"], {
+                     "kv heads repeated with .repeat (head h uses kv head h % n_kv_heads); use repeat_interleave "
+                     "(head h uses kv head h // (n_heads // n_kv_heads))": got["mha_repeat"],
+                 }, default="RoPE on q and k, then repeat_interleave the kv heads along dim 1"))
 
 
 @graded(points=1)
 def check_cache(student):
-    """MultiHeadSelfAttention through a RollingKVCache equals the full forward"""
+    """RollingKVCache: cached attention equals the full forward; `window` slots; device and dtype"""
     got = student.probe("layer_cached_vs_full")
     expect_shape(got["full"], (2, 13, 32), "MultiHeadSelfAttention output")
-    expect_close(got["inc"], got["full"], "cached vs full attention", atol=1e-5)
+    expect_close(got["inc"], got["full"], "attention fed through a RollingKVCache (a 6-token prompt, then 1 token at a "
+                 "time) vs the full forward", atol=1e-5,
+                 hint="positions continue from cache.seen; rotate q and k, then cache.update(k, v); mask keys by absolute position "
+                      "(the cached path calls your scaled_dot_product_attention: make its check pass first)")
+    expect_equal(got["cache_k_shape"], [2, 2, 5, 8], "RollingKVCache(5, 2, 2, 8).k.shape after 13 tokens",
+                 hint="the buffer has exactly `window` slots; write position p to slot p % window")
+    expect_equal(got["meta"], ["meta", "torch.float64", "meta", "torch.int64"],
+                 "RollingKVCache(..., device='meta', dtype=torch.float64): [k.device, k.dtype, pos.device, pos.dtype]",
+                 hint="create k, v with device=device, dtype=dtype and pos with device=device (pos stays int64)")
 
 
 @graded(points=1)
 def check_model(student):
-    """TransformerLM output shape and greedy generate length"""
-    got = student.probe("lm_shapes")
-    expect_shape(got["logits"], (2, 11, 20), "TransformerLM logits")
-    expect_shape(got["generated"], (2, 8), "generate(prompt (2, 3), max_new_tokens=5)")
-    expect(bool((got["generated"][:, :3] >= 0).all()), "generate", "the prompt must start the output")
+    """TransformerLM: logits shape, tied lm_head, causality, cached logits equal uncached"""
+    got = student.probe("lm_outputs")
+    expect_shape(got["logits"], (2, 11, 20), "TransformerLM logits for idx (2, 11), vocab 20")
+    expect(got["tied"], "TransformerLM", "lm_head.weight is not tok_emb.weight", hint="self.lm_head.weight = self.tok_emb.weight")
+    expect_close(got["changed"][:, :7], got["logits"][:, :7], "logits of positions 0..6 after changing tokens 7..10",
+                 atol=1e-5, hint="a token must never see the future: causal masking in every layer")
+    expect_close(got["cached"], got["logits"], "logits through new_cache (5-token prompt, then 1 token at a time) vs uncached",
+                 atol=1e-4, hint="every block gets its own cache: cache[i] for block i (make the RollingKVCache check pass first)")
+
+
+@graded(points=1)
+def check_lm_loss(student):
+    """lm_loss: mean next-token cross-entropy over all positions"""
+    g = torch.Generator().manual_seed(3)
+    logits, targets = torch.randn(2, 5, 7, generator=g), torch.randint(0, 7, (2, 5), generator=g)
+    got = student.call("lm_loss", logits, targets)
+    flat, y = logits.reshape(-1, 7), targets.reshape(-1)
+    expect_close(got, F.cross_entropy(flat, y), "lm_loss(logits (2, 5, 7), targets (2, 5))", atol=1e-5,
+                 hint=diagnose(got, {
+                     "summed over positions instead of averaged (reduction='mean')": F.cross_entropy(flat, y, reduction="sum"),
+                     "softmax applied before cross_entropy, which already contains log-softmax":
+                         F.cross_entropy(flat.softmax(-1), y),
+                     "targets shifted again: the targets are already the next tokens":
+                         F.cross_entropy(logits[:, :-1].reshape(-1, 7), targets[:, 1:].reshape(-1)),
+                 }, default="F.cross_entropy on logits (B*T, V) and targets (B*T,)"))
+
+
+def _support(out, prompt_len):
+    return sorted(set(out[:, prompt_len:].flatten().tolist()))
+
+
+@graded(points=1)
+def check_generate(student):
+    """generate: greedy, top-k, top-p (including top_p = 0) on a fixed bigram model"""
+    checks = Checks()
+    # Next-token probabilities after any token: 0.5, 0.3, 0.15, 0.05 for tokens 0, 1, 2, 3.
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    table = probs.log().expand(4, 4).clone()
+    prompt = torch.zeros(64, 1, dtype=torch.long)
+    def run(**kw):
+        return student.probe("sample", table=table, prompt=prompt, n=4, seed=0, **kw)["out"]
+    with checks.case("greedy"):
+        got = run(temperature=0.0, top_k=None, top_p=None)
+        expect_equal(got, torch.zeros(64, 5, dtype=torch.long), "generate(temperature=0): prompt + 4 tokens",
+                     hint="temperature 0 means greedy: logits.argmax(-1), no sampling")
+    with checks.case("top_k=2"):
+        got = _support(run(temperature=1.0, top_k=2, top_p=None), 1)
+        expect_equal(got, [0, 1], "tokens drawn with top_k=2 (256 draws)", hint=diagnose(got, {
+            "top-k kept every token: set the logits below the k-th largest to -inf before the softmax": [0, 1, 2, 3]},
+            default="keep the k largest logits, -inf elsewhere"))
+    for top_p, support in [(0.7, [0, 1]), (0.9, [0, 1, 2]), (0.0, [0])]:
+        with checks.case(f"top_p={top_p}"):
+            got = _support(run(temperature=1.0, top_k=None, top_p=top_p), 1)
+            keep = [i for i in range(4) if probs[:i].sum() < top_p]
+            expect_equal(got, support, f"tokens drawn with top_p={top_p} from probabilities {probs.tolist()} (256 draws)",
+                         hint=diagnose(got, {
+                             "top-p kept every token": [0, 1, 2, 3],
+                             "top-p dropped the token whose probability makes the sum reach top_p (keep it: the "
+                             "smallest prefix whose sum REACHES top_p)": keep[:-1] if len(keep) > 1 else None,
+                             "top-p kept one token too many": list(range(min(len(support) + 1, 4))),
+                         }, default="sort the probabilities, keep the smallest prefix whose sum reaches top_p "
+                                    "(at least one token, even for top_p = 0), renormalise, sample"))
+    return checks

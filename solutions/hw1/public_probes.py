@@ -1,5 +1,38 @@
-"""Public probes of HW1 (run in the sandbox by `genai-course check`)."""
+"""Public probes of HW1 (run in the sandbox by `genai-course check`): build your objects from the
+inputs a check sends and return raw outputs; every expected value is computed by the check."""
 import torch
+
+
+def tokenizer(ns, text, probe):
+    tok = ns.CharTokenizer(text)
+    ids = tok.encode(probe)
+    return {"vocab_size": tok.vocab_size, "ids": list(ids), "decoded": tok.decode(ids),
+            "decoded_tensor": tok.decode(torch.tensor(ids))}
+
+
+def rope_apply(ns, head_dim, base, x, positions):
+    return ns.RotaryEmbedding(head_dim, base)(x, positions)
+
+
+def gqa_vs_mha(ns):
+    """A GQA layer (4 query heads, 2 kv heads), and MHA layers with the same weights whose kv heads
+    are the GQA ones repeated per group (repeat_interleave: the contract) or tiled (.repeat: a bug)."""
+    torch.manual_seed(0)
+    gqa = ns.MultiHeadSelfAttention(32, n_heads=4, window=3, n_kv_heads=2).eval()
+    x = torch.randn(2, 9, 32)
+    out = {}
+    with torch.no_grad():
+        out["gqa"] = gqa(x)
+        for how in ("interleave", "repeat"):
+            mha = ns.MultiHeadSelfAttention(32, n_heads=4, window=3, n_kv_heads=4).eval()
+            for name in ("q_proj", "o_proj"):
+                getattr(mha, name).weight.copy_(getattr(gqa, name).weight)
+            for name in ("k_proj", "v_proj"):
+                w = getattr(gqa, name).weight.view(2, 8, 32)  # (kv heads, head_dim, d_model)
+                w = w.repeat_interleave(2, dim=0) if how == "interleave" else w.repeat(2, 1, 1)
+                getattr(mha, name).weight.copy_(w.reshape(32, 32))
+            out[f"mha_{how}"] = mha(x)
+    return out
 
 
 def layer_cached_vs_full(ns):
@@ -10,20 +43,41 @@ def layer_cached_vs_full(ns):
         full = att(x)
         cache = ns.RollingKVCache(5, 2, 2, 8)
         inc = torch.cat([att(x[:, :6], cache)] + [att(x[:, t:t + 1], cache) for t in range(6, 13)], dim=1)
-    return {"full": full, "inc": inc}
+    meta = ns.RollingKVCache(5, 1, 2, 8, device="meta", dtype=torch.float64)
+    return {"full": full, "inc": inc, "cache_k_shape": list(cache.k.shape),
+            "meta": [str(meta.k.device), str(meta.k.dtype), str(meta.pos.device), str(meta.pos.dtype)]}
 
 
-def lm_shapes(ns):
+def lm_outputs(ns):
     torch.manual_seed(0)
     cfg = ns.LMConfig(vocab_size=20, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, window=4)
     lm = ns.TransformerLM(cfg).eval()
     idx = torch.randint(0, 20, (2, 11))
+    changed = idx.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 20
     with torch.no_grad():
         logits = lm(idx)
-    out = ns.generate(lm, idx[:, :3], 5, temperature=0)
-    return {"logits": logits, "generated": out}
+        cache = lm.new_cache(2)
+        cached = torch.cat([lm(idx[:, :5], cache)] + [lm(idx[:, t:t + 1], cache) for t in range(5, 11)], dim=1)
+        return {"logits": logits, "changed": lm(changed), "cached": cached,
+                "tied": lm.lm_head.weight.data_ptr() == lm.tok_emb.weight.data_ptr()}
 
 
-def rope_norms(ns):
-    x = torch.randn(2, 5, 8)
-    return {"x": x, "r": ns.RotaryEmbedding(8)(x, torch.arange(5))}
+class _FixedLM(torch.nn.Module):
+    """Stand-in model: the next-token logits are a fixed table row of the last token (a bigram)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(table, requires_grad=False)
+
+    def new_cache(self, batch_size):
+        return []
+
+    def forward(self, idx, cache=None):
+        return self.table[idx]  # (B, T, V)
+
+
+def sample(ns, table, prompt, n, temperature, top_k, top_p, seed):
+    g = torch.Generator().manual_seed(seed)
+    out = ns.generate(_FixedLM(table), prompt, n, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+    return {"out": out}

@@ -179,3 +179,48 @@ def _plain(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return ("tensor", str(x.dtype), tuple(x.shape), x.tolist())
     return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Naming a known bug. A check computes what the common buggy variants of a function return on
+# the same input and passes them here; when the student's value matches one, the message says
+# which bug it looks like instead of only "values differ".
+
+def _matches(got: Any, candidate: Any, atol: float, rtol: float) -> bool:
+    if isinstance(candidate, torch.Tensor):
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(candidate.shape):
+            return False
+        g, c = got.detach().double(), candidate.detach().double()
+        return bool(torch.allclose(g, c, atol=atol, rtol=rtol, equal_nan=True))
+    if isinstance(candidate, (list, tuple)):
+        return (isinstance(got, (list, tuple)) and len(got) == len(candidate)
+                and all(_matches(g, c, atol, rtol) for g, c in zip(got, candidate)))
+    if isinstance(candidate, dict):
+        return (isinstance(got, dict) and set(got) == set(candidate)
+                and all(_matches(got[k], candidate[k], atol, rtol) for k in candidate))
+    if isinstance(candidate, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return math.isclose(float(got), candidate, abs_tol=atol, rel_tol=rtol) or (math.isnan(got) and math.isnan(candidate))
+    return type(got) is type(candidate) and got == candidate
+
+
+def diagnose(got: Any, candidates: dict[str, Any], default: str | None = None, atol: float = 1e-5,
+             rtol: float = 1e-4) -> str | None:
+    """Name the known bug whose output ``got`` reproduces, for the ``hint=`` of an ``expect_*``.
+
+    ``candidates`` maps a description of a bug ("scaled the scores by 1/d instead of 1/sqrt(d)") to
+    what a function with that bug returns on the same input (a tensor, number or a list/tuple/dict of
+    them). Returns "this looks like a known bug: <description>" for the first candidate ``got``
+    matches within ``atol + rtol * |candidate|``, else ``default``::
+
+        want = reference(q, k, v)
+        got = student.call("attention", q, k, v)
+        expect_close(got, want, "attention(q, k, v)",
+                     hint=diagnose(got, {"scaled by 1/d instead of 1/sqrt(d)": buggy(q, k, v)}))
+    """
+    for description, candidate in candidates.items():
+        try:
+            if _matches(got, candidate, atol, rtol):
+                return f"this looks like a known bug: {description}"
+        except (TypeError, ValueError, RuntimeError):
+            continue
+    return default

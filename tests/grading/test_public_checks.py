@@ -1,0 +1,58 @@
+"""The public checks (`genai-course check`) name common bugs: a planted bug, run through the same
+sandboxed runner a student's `check` uses, produces a report that says which bug it looks like,
+and ``diagnose`` matches tensors, numbers and containers as documented."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genai_course.grading.api import diagnose
+from genai_course.grading.check import run_check
+from genai_course.grading.extract import extract
+from genai_course.grading.runner import course_root
+
+ROOT = course_root()
+
+# (homework, edits on the extracted solution, words the report must contain)
+PLANTED = {
+    "attention_scaled_by_d": ("hw1", [("/ math.sqrt(q.shape[-1])  # (B, H, T, S)", "/ q.shape[-1]  # (B, H, T, S)")],
+                              "scaled the scores by 1/d instead of 1/sqrt(d)"),
+    "softmax_over_queries": ("hw1", [("weights = torch.softmax(scores, dim=-1)", "weights = torch.softmax(scores, dim=-2)")],
+                             "softmax over the wrong axis"),
+    "mask_off_by_one": ("hw1", [("return (j <= i) & (j > i - window)", "return (j <= i) & (j >= i - window)")],
+                        "off by one: each query sees window + 1 keys"),
+    "mlp_without_relu": ("hw0", [("nn.Linear(in_dim, hidden), nn.ReLU(),\n            nn.Linear(hidden, hidden), nn.ReLU(),",
+                                  "nn.Linear(in_dim, hidden),\n            nn.Linear(hidden, hidden),")],
+                         "no non-linearity"),
+    "bag_mean_over_pads": ("hw0", [("return self.out(summed / mask.sum(dim=1).clamp(min=1.0))",
+                                    "return self.out(self.embed(ids).mean(dim=1))")],
+                           "averaged over all L positions, pads included"),
+    "vocab_ties_by_appearance": ("hw0", [("key=lambda kv: (-kv[1], kv[0])", "key=lambda kv: -kv[1]")],
+                                 "ties are not broken alphabetically"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_public_check_names_the_planted_bug(name, tmp_path):
+    assignment, edits, words = PLANTED[name]
+    text = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
+    for old, new in edits:
+        assert old in text, f"{name}: {old!r} not found in the solution"
+        text = text.replace(old, new)
+    path = tmp_path / f"{assignment}_{name}.py"
+    path.write_text(text)
+    result, report = run_check(path, assignment)
+    assert any(t["score"] < t["max_score"] for t in result["tests"]), report
+    assert "this looks like a known bug: " + words in report, report
+
+
+def test_diagnose_matches_values_and_containers():
+    cands = {"zeros": torch.zeros(2, 3), "count": 2.0, "pair": ([1.0, 2.0], torch.ones(2)), "vocab": {"a": 0}}
+    assert diagnose(torch.zeros(2, 3) + 1e-7, cands) == "this looks like a known bug: zeros"
+    assert diagnose(2, cands) == "this looks like a known bug: count"
+    assert diagnose((torch.tensor([1.0, 2.0]).tolist(), torch.ones(2)), cands).endswith("pair")
+    assert diagnose({"a": 0}, cands).endswith("vocab")
+    # a shape, type or value that matches no candidate gives the default, never an exception
+    assert diagnose(torch.zeros(3, 2), cands, default="generic") == "generic"
+    assert diagnose("text", cands) is None
+    assert diagnose(torch.tensor([float("nan")]), {"nan rows": torch.tensor([float("nan")])}).endswith("nan rows")
