@@ -19,8 +19,8 @@ def toy_suite():
 
 @pytest.fixture(scope="session")
 def quick_limits():
-    """Tighter limits so hostile cases end fast."""
-    return Limits(import_seconds=20, cpu_seconds=60, max_processes=48)
+    """Tighter limits so hostile cases end fast (import: 8 CPU seconds; wall guard 2x CPU + 10 s)."""
+    return Limits(import_seconds=8, cpu_seconds=60, max_processes=48, wall_factor=2.0)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

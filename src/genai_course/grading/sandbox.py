@@ -1,42 +1,80 @@
-"""Start the child process that runs student code, as isolated as this machine allows.
+"""Start the sandbox that runs student code, as isolated as this machine allows, and measure it
+from outside.
 
-With bubblewrap (``bwrap``): no network, a fresh pid namespace, a private ``/tmp``, and a filesystem
-made only of the system directories, the Python installation, this package and the submission's own
-folder -- the hidden suites, ``solutions/``, the output folder and other submissions do not exist in
-there. Limits: memory (address space, plus a memory cgroup when writable), CPU seconds, file size
-(which caps captured output), open files, and the number of processes/threads (a pids cgroup when
-writable, else RLIMIT_NPROC). Without bwrap it falls back to a plain subprocess and says so loudly.
+The sandbox is one *fork-server* process per submission: it imports torch once, then the grader's
+probes, then the student's module, and afterwards forks a fresh *worker* (in milliseconds) for every
+test; the worker answers that test's calls and is thrown away. Start-up and import happen outside
+every test's clock.
+
+Isolation, with bubblewrap (``bwrap``): the process drops to an unprivileged uid/gid (``nobody``)
+before bwrap runs, so nothing root-only is readable inside; no network, a fresh pid namespace, a
+private ``/tmp``, and a filesystem made only of the system directories, the Python installation,
+this package and the submission's own folder -- the hidden suites, ``solutions/``, the output folder
+and other submissions do not exist in there. Limits: address space, CPU seconds, file size (which
+caps captured output), open files, and processes/threads. Where the grader may create cgroups, the
+sandbox gets its own ones *nested under the grader's* cgroups (memory, pids, and an optional CPU
+quota), removed when it ends; ones left by a killed grader are removed by the next one. Without
+bwrap it falls back to a plain subprocess and says so loudly.
+
+Measurements that decide points are read from the kernel, never from the child: CPU time and
+run-queue delay from ``/proc/<pid>/stat`` and ``schedstat``, and memory budgets are address-space
+limits that the parent sets on a worker with ``prlimit`` (the worker cannot raise them).
 """
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import genai_course
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _PKG_MOUNT = "/opt/genai_course_pkg"
+_PREFIX = "genai-grade-"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SLOW_START_ENV = "GENAI_COURSE_SLOW_START"  # seconds every sandbox sleeps before it starts (a test stand-in)
 
 
 @dataclass
 class Limits:
-    memory_bytes: int = 6 * 2**30  # address space of the child (torch reserves a lot of it)
-    cgroup_memory_bytes: int = 3 * 2**30  # resident memory, where a memory cgroup can be made
-    cpu_seconds: int = 600  # CPU time over the child's whole life
+    """Resource limits of one submission's sandbox. ``timeout`` of a test counts the worker's CPU
+    seconds; the wall-clock guard is ``wall_factor`` times larger."""
+    memory_bytes: int = 6 * 2**30  # address space of each process (torch reserves a lot of it)
+    cgroup_memory_bytes: int = 3 * 2**30  # resident memory of the whole sandbox, where a memory cgroup can be made
+    cpu_seconds: int = 600  # CPU time of each process over its life (RLIMIT_CPU)
+    cpu_quota: float | None = None  # cores the sandbox may use (cgroup CPU quota), None = no quota
     max_processes: int = 64  # processes + threads (pids cgroup), or RLIMIT_NPROC
     output_bytes: int = 8 * 2**20  # largest file the child may write (stdout/stderr capture too)
     open_files: int = 256
-    import_seconds: float = 60.0  # wall time to import the submission (torch alone takes a few)
+    startup_seconds: float = 300.0  # wall time for the sandbox to start and import torch (the grader's own budget)
+    import_seconds: float = 60.0  # CPU seconds to import the submission (its top-level definitions)
+    wall_factor: float = 4.0  # wall-clock guard = wall_factor * CPU limit (+ wall_slack)
+    wall_slack: float = 10.0
+
+    @classmethod
+    def from_json(cls, path: Path) -> "Limits":
+        """Per-assignment limits: a JSON object whose keys are field names of ``Limits``."""
+        data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown limit(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def wall_guard(self, cpu_limit: float) -> float:
+        return self.wall_factor * cpu_limit + self.wall_slack
 
 
 def bwrap_path() -> str | None:
@@ -45,120 +83,314 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-_BWRAP_WORKS: dict[str, bool] = {}
+def _sandbox_user() -> tuple[int, int] | None:
+    """(uid, gid) the child runs as when the grader is root: ``nobody``."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam("nobody")
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+_BWRAP_WORKS: dict[tuple, bool] = {}
+
+
+def _bwrap_isolation() -> list[str]:
+    """Namespaces and capabilities. As root, no user namespace: the child keeps only CAP_SETUID and
+    CAP_SETGID, which its first statement uses to become ``nobody`` (bwrap always sets no_new_privs,
+    so no setuid program can bring root back). As another user, bwrap makes a user namespace."""
+    if _sandbox_user() is not None:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return ["--unshare-all", "--cap-drop", "ALL"]
+
+
+def bwrap_mode() -> str | None:
+    """"root" (bwrap runs as root and the child drops to nobody), "user" (bwrap runs as this
+    unprivileged user), or None when bwrap is missing or cannot create namespaces here."""
+    exe = bwrap_path()
+    if exe is None:
+        return None
+    key = (exe, os.geteuid())
+    if key not in _BWRAP_WORKS:
+        try:
+            proc = subprocess.run([exe, "--ro-bind", "/", "/", *_bwrap_isolation(), "--die-with-parent", "true"],
+                                  capture_output=True, timeout=20)
+            _BWRAP_WORKS[key] = proc.returncode == 0
+        except (OSError, subprocess.TimeoutExpired, subprocess.SubprocessError):
+            _BWRAP_WORKS[key] = False
+    if not _BWRAP_WORKS[key]:
+        return None
+    return "root" if _sandbox_user() is not None else "user"
 
 
 def bwrap_usable() -> bool:
     """bwrap exists and can actually create namespaces here (not true in every container)."""
-    exe = bwrap_path()
-    if exe is None:
+    return bwrap_mode() is not None
+
+
+# --- cgroups ---------------------------------------------------------------------------------------
+
+def _own_cgroups() -> dict[str, str]:
+    """controller -> this process's cgroup path (v1 controllers by name, v2 under "")."""
+    out = {}
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            for c in ctrls.split(","):
+                out[c] = path
+    except OSError:
+        pass
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
         return False
-    if exe not in _BWRAP_WORKS:
+    except PermissionError:
+        return True
+
+
+def _remove_cgroup(d: Path) -> None:
+    for _ in range(100):
         try:
-            proc = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                                  capture_output=True, timeout=20)
-            _BWRAP_WORKS[exe] = proc.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            _BWRAP_WORKS[exe] = False
-    return _BWRAP_WORKS[exe]
+            pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
 
 
 class _Cgroup:
-    """A per-child cgroup (v1) under pids/ and memory/, when this process may create one."""
+    """Per-sandbox cgroups nested under the grader's own ones (v1: pids, memory, cpu; v2: one
+    group), when this process may create them."""
 
     def __init__(self, limits: Limits):
         self.dirs: list[Path] = []
-        name = f"genai-grade-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        for ctrl, files in (("pids", {"pids.max": str(limits.max_processes)}),
-                            ("memory", {"memory.limit_in_bytes": str(limits.cgroup_memory_bytes),
-                                        "memory.memsw.limit_in_bytes": str(limits.cgroup_memory_bytes)})):
-            base = _CGROUP_ROOT / ctrl
-            if not base.is_dir() or not os.access(base, os.W_OK):
-                continue
-            d = base / name
-            try:
-                d.mkdir()
-                for fname, value in files.items():
-                    try:
-                        (d / fname).write_text(value)
-                    except OSError:
-                        if fname != "memory.memsw.limit_in_bytes":  # absent without swap accounting
-                            raise
-                self.dirs.append(d)
-            except OSError:
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+        self.limits_pids = False
+        name = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        own = _own_cgroups()
+        quota = limits.cpu_quota
+        period = 100_000
+        v1 = {"pids": {"pids.max": str(limits.max_processes)},
+              "memory": {"memory.limit_in_bytes": str(limits.cgroup_memory_bytes),
+                         "memory.memsw.limit_in_bytes": str(limits.cgroup_memory_bytes)},
+              "cpu": {"cpu.cfs_period_us": str(period), "cpu.cfs_quota_us": str(int(quota * period))} if quota else {}}
+        optional = {"memory.memsw.limit_in_bytes"}  # absent without swap accounting
+        if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # pure v2
+            files = {"pids.max": str(limits.max_processes), "memory.max": str(limits.cgroup_memory_bytes),
+                     "memory.swap.max": "0"}
+            if quota:
+                files["cpu.max"] = f"{int(quota * period)} {period}"
+            optional |= {"memory.swap.max"}
+            self._make(_CGROUP_ROOT / own.get("", "/").lstrip("/"), name, files, optional, "pids.max")
+        else:
+            for ctrl, files in v1.items():
+                if ctrl == "cpu" and not files:
+                    continue
+                self._make(_CGROUP_ROOT / ctrl / own.get(ctrl, "/").lstrip("/"), name, files, optional, "pids.max")
 
-    @property
-    def limits_pids(self) -> bool:
-        return any(d.parent.name == "pids" for d in self.dirs)
+    def _make(self, base: Path, name: str, files: dict, optional: set, pids_file: str) -> None:
+        if not base.is_dir() or not os.access(base, os.W_OK):
+            return
+        _remove_stale(base)
+        d = base / name
+        try:
+            d.mkdir()
+            for fname, value in files.items():
+                try:
+                    (d / fname).write_text(value)
+                    if fname == pids_file:
+                        self.limits_pids = True
+                except OSError:
+                    if fname not in optional:
+                        raise
+            self.dirs.append(d)
+        except OSError:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
     def join(self) -> None:  # runs in the child between fork and exec
         for d in self.dirs:
             (d / "cgroup.procs").write_text(str(os.getpid()))
 
     def kill_all(self) -> None:
-        for _ in range(50):
-            pids = set()
-            for d in self.dirs:
-                try:
-                    pids |= {int(p) for p in (d / "cgroup.procs").read_text().split()}
-                except OSError:
-                    pass
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
         for d in self.dirs:
-            for _ in range(50):
-                try:
-                    d.rmdir()
+            _remove_cgroup(d)
+        self.dirs = []
+
+
+def _remove_stale(base: Path) -> None:
+    """Remove sandbox cgroups left behind by a grader that was killed."""
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return
+    for d in entries:
+        if d.is_dir() and d.name.startswith(_PREFIX):
+            try:
+                owner = int(d.name[len(_PREFIX):].split("-")[0])
+            except ValueError:
+                continue
+            if not _pid_alive(owner):
+                _remove_cgroup(d)
+
+
+# --- reading processes from outside -----------------------------------------------------------------
+
+def proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process incl. its reaped children) from /proc, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    f = raw[raw.rindex(b")") + 2:].split()
+    return int(f[1]), (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / CLK_TCK
+
+
+def descendants(root: int) -> list[int]:
+    """Live processes below ``root`` (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (reaped ones are in their parent's)."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        st = proc_stat(p)
+        if st is not None:
+            total += st[1]
+    return total
+
+
+def run_delay(pid: int) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a CPU (kernel schedstat)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for t in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+def host_pid(root: int, inner: int) -> int | None:
+    """The host pid of the process below ``root`` whose pid in its own namespace is ``inner``."""
+    for p in descendants(root):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    if int(line.split()[-1]) == inner:
+                        return p
                     break
-                except OSError:
-                    time.sleep(0.02)
+        except (OSError, ValueError):
+            pass
+    return None
 
 
-def _ro_binds() -> list[str]:
-    """Read-only binds for the system and the Python installation."""
+def vm_size(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# --- the sandbox ----------------------------------------------------------------------------------------
+
+def _ro_binds(extra: list[tuple[str, str]]) -> list[str]:
+    """Read-only binds for the system, the Python installation and ``extra`` (source, dest) pairs.
+    Every folder bwrap creates on the way is made world-readable (as root it would be 0700, and the
+    child runs as nobody)."""
     args: list[str] = []
+    made: set[str] = {"/"}
+
+    def parents(dest: str) -> None:
+        for parent in reversed(Path(dest).parents):
+            if str(parent) not in made:
+                made.add(str(parent))
+                args.extend(["--perms", "0755", "--dir", str(parent)])
+
     for d in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32"):
         p = Path(d)
         if p.is_symlink():
             args += ["--symlink", os.readlink(d), d]
         elif p.is_dir():
             args += ["--ro-bind", d, d]
+        made.add(d)
     seen = set()
     paths = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     for p in sorted(paths):
         real = os.path.realpath(p)
         if real not in seen and os.path.isdir(real) and not real.startswith(("/usr", "/etc")):
             seen.add(real)
+            parents(real)
             args += ["--ro-bind", real, real]
+            made.add(real)
             if p != real:
+                parents(p)
                 args += ["--symlink", real, p]
+    for src, dest in extra:
+        parents(dest)
+        args += ["--ro-bind", src, dest]
+        made.add(dest)
     return args
 
 
 @dataclass
-class ChildProcess:
+class Sandbox:
+    """A running fork-server: ``control`` is its socket; ``proc`` the outermost process."""
     proc: subprocess.Popen
-    request_fd: int  # parent writes requests here
-    reply_fd: int  # parent reads replies here
+    control: socket.socket
     cgroup: _Cgroup
     stdout_path: Path
     sandboxed: bool
+    mode: str | None  # bwrap_mode() at start
+    expect_uid: int | None  # the uid the child must run as (checked from outside), None = any
 
     def kill(self) -> None:
-        for fd in (self.request_fd, self.reply_fd):
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        for p in descendants(self.proc.pid):
             try:
-                os.close(fd)
-            except OSError:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -169,6 +401,19 @@ class ChildProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+    def server_pid(self) -> int | None:
+        """Host pid of the fork-server python process (the innermost of the start-up chain)."""
+        if not self.sandboxed:
+            return self.proc.pid
+        chain = [self.proc.pid, *descendants(self.proc.pid)]
+        for p in chain:
+            try:
+                if Path(f"/proc/{p}/comm").read_text().strip().startswith("python"):
+                    return p
+            except OSError:
+                pass
+        return None
 
     def output_tail(self, limit: int = 2000) -> str:
         try:
@@ -181,33 +426,38 @@ class ChildProcess:
             return ""
 
 
-def spawn(work_dir: Path, limits: Limits | None = None) -> ChildProcess:
-    """Start ``python -m genai_course.grading.child`` with ``work_dir`` (holding the extracted
-    submission) as its only writable-looking project folder, mounted read-only at /submission."""
+def spawn(work_dir: Path, limits: Limits | None = None) -> Sandbox:
+    """Start the fork-server with ``work_dir`` (holding the extracted submission) mounted read-only
+    at /submission. The caller talks to it over ``Sandbox.control`` (see ``child.py``)."""
     limits = limits or Limits()
-    req_r, req_w = os.pipe()
-    rep_r, rep_w = os.pipe()
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     stdout_path = work_dir / "child-output.txt"
     out = open(stdout_path, "wb")
     cgroup = _Cgroup(limits)
     pkg_dir = Path(genai_course.__file__).resolve().parent
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "GENAI_COURSE_DATA": "/tmp/no-data"}
-    sandboxed = bwrap_usable()
+    mode = bwrap_mode()
+    sandboxed = mode is not None
+    try:
+        delay = float(os.environ.get(SLOW_START_ENV, "0") or 0)
+    except ValueError:
+        delay = 0.0
     # -E ignores PYTHON* variables; a tiny bootstrap puts this package's folder first on sys.path.
     pkg_parent = _PKG_MOUNT if sandboxed else str(pkg_dir.parent)
-    child_argv = [sys.executable, "-s", "-E", "-c",
-                  f"import sys; sys.path.insert(0, {pkg_parent!r}); "
-                  "from genai_course.grading.child import main; main()", str(req_r), str(rep_w)]
+    user = _sandbox_user() if mode == "root" else None
+    drop = f"os.setgroups([]); os.setgid({user[1]}); os.setuid({user[0]}); " if user else ""
+    bootstrap = (f"import os, sys, time; {drop}time.sleep({delay!r}); sys.path.insert(0, {pkg_parent!r}); "
+                 "from genai_course.grading.child import main; main()")
+    child_argv = [sys.executable, "-s", "-E", "-c", bootstrap, str(child_sock.fileno())]
     if sandboxed:
         # The private /tmp comes first: binds after it may live under /tmp (a venv or checkout there).
-        argv = [bwrap_path(), "--tmpfs", "/tmp", *_ro_binds(),
-                "--ro-bind", str(pkg_dir), f"{_PKG_MOUNT}/genai_course",
-                "--ro-bind", str(work_dir), "/submission",
+        argv = [bwrap_path(), "--perms", "1777", "--tmpfs", "/tmp",
+                *_ro_binds([(str(pkg_dir), f"{_PKG_MOUNT}/genai_course"), (str(work_dir), "/submission")]),
                 "--proc", "/proc", "--dev", "/dev",
-                "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                *_bwrap_isolation(), "--die-with-parent", "--new-session",
                 "--chdir", "/tmp", "--", *child_argv]
     else:
         warnings.warn("bubblewrap (bwrap) is not available: student code runs in a plain subprocess "
@@ -217,7 +467,7 @@ def spawn(work_dir: Path, limits: Limits | None = None) -> ChildProcess:
 
     def preexec() -> None:
         os.setsid()
-        cgroup.join()
+        cgroup.join()  # while still privileged
         for res, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, limits.cpu_seconds),
                            (resource.RLIMIT_FSIZE, limits.output_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
                            (resource.RLIMIT_CORE, 0)):
@@ -227,14 +477,25 @@ def spawn(work_dir: Path, limits: Limits | None = None) -> ChildProcess:
 
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                pass_fds=(req_r, rep_w), preexec_fn=preexec,
+                                pass_fds=(child_sock.fileno(),), preexec_fn=preexec,
                                 cwd=str(work_dir) if not sandboxed else None)
     except BaseException:
         cgroup.kill_all()
+        parent_sock.close()
         raise
     finally:
         out.close()
-        os.close(req_r)
-        os.close(rep_w)
-    return ChildProcess(proc=proc, request_fd=req_w, reply_fd=rep_r, cgroup=cgroup, stdout_path=stdout_path,
-                        sandboxed=sandboxed)
+        child_sock.close()
+    return Sandbox(proc=proc, control=parent_sock, cgroup=cgroup, stdout_path=stdout_path, sandboxed=sandboxed,
+                   mode=mode, expect_uid=user[0] if user else None)
+
+
+def uids(pid: int) -> list[int] | None:
+    """Real, effective, saved and filesystem uid of ``pid`` as the kernel reports them."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return [int(v) for v in line.split()[1:5]]
+    except (OSError, ValueError):
+        pass
+    return None
