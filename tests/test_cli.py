@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from genai_course import cli
 
@@ -26,3 +27,19 @@ def test_data_command_reports_unknown_dataset(capsys):
 def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "genai_course.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "genai-course" in proc.stdout
+
+
+def test_check_finds_a_bare_notebook_name_from_the_course_root(monkeypatch, capsys):
+    """JupyterLab opens terminals in the course root: `genai-course check hw0.ipynb` typed there
+    checks homework/hw0/hw0.ipynb instead of saying it does not exist."""
+    from genai_course.grading import check
+
+    root = Path(__file__).resolve().parents[1]
+    seen = []
+    monkeypatch.setattr(check, "run_check", lambda nb, assignment=None: (seen.append(nb), ({}, "report"))[1])
+    monkeypatch.chdir(root)
+    assert cli.main(["check", "hw0.ipynb"]) == 0
+    assert seen == [root / "homework" / "hw0" / "hw0.ipynb"]
+    monkeypatch.chdir(root / "homework")
+    assert cli.main(["check", "hw7.ipynb"]) == 2
+    assert "does not exist" in capsys.readouterr().err

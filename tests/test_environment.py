@@ -55,5 +55,5 @@ def test_readme_commands_are_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash course.sh test" in ci
     course = (ROOT / "course.sh").read_text()
-    assert 'pip install --quiet "torch==2.13.0"' in course
-    assert course.index('"torch==2.13.0"') < course.index('-e ".[all]"'), "torch before the package"
+    # the order of the pip calls is tested in test_course_sh.py (setup with a fake interpreter)
+    assert 'TORCH_PIN="torch==2.13.0"' in course

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from ..cli import command
-from .runner import GraderError
+from .runner import GraderError, course_root
 
 
 def _release_args(p: argparse.ArgumentParser) -> None:
@@ -87,15 +88,33 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", help="hwN, if it cannot be told from the notebook")
 
 
+def _find_notebook(path: Path) -> Path | None:
+    """``path`` if it exists; else, for a bare name such as ``hw0.ipynb`` typed in the course root
+    (where JupyterLab opens its terminals), ``homework/hw0/hw0.ipynb`` of this course."""
+    if path.is_file():
+        return path
+    m = re.match(r"hw\d+", path.name)
+    if m and path.parent == Path("."):
+        for base in (Path.cwd(), course_root()):
+            candidate = base / "homework" / m.group(0) / path.name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 @command("check", "run the public checks of a homework on your notebook and explain what fails", _check_args)
 def run_check_cmd(args: argparse.Namespace) -> int:
     from .check import run_check
 
-    if not args.notebook.is_file():
-        print(f"error: {args.notebook} does not exist", file=sys.stderr)
+    notebook = _find_notebook(args.notebook)
+    if notebook is None:
+        print(f"error: {args.notebook} does not exist here ({Path.cwd()}); run the command in the "
+              "notebook's folder (e.g. cd homework/hw0) or give its path", file=sys.stderr)
         return 2
+    if notebook != args.notebook:
+        print(f"checking {notebook}", file=sys.stderr)
     try:
-        _, report = run_check(args.notebook, args.assignment)
+        _, report = run_check(notebook, args.assignment)
     except GraderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
