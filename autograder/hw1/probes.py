@@ -132,3 +132,109 @@ def training_gate(ns, cfg, train_ids, val_x, steps, batch, lr):
     model.eval()
     with torch.no_grad():
         return model(val_x)
+
+
+# -- loading the reference's weights into the student's modules ----------------------------------
+def _leaves(model):
+    """(path, {name: parameter}) of every module that owns parameters, in registration order; a tied
+    parameter counts once, where it is first met (lm_head shares tok_emb.weight)."""
+    seen, out = set(), []
+    for path, m in model.named_modules():
+        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
+        seen.update(id(p) for p in params.values())
+        if params:
+            out.append((path, params))
+    return out
+
+
+def _signature(params):
+    return tuple(sorted((n, tuple(t.shape)) for n, t in params.items()))
+
+
+def _describe(path, params):
+    return f"{path or '<model>'} ({', '.join(f'{n} {list(s)}' for n, s in _signature(params))})"
+
+
+def load_reference(model, state):
+    """Load the reference's weights `state` ([path, {param: tensor}] per layer) into `model` with
+    load_state_dict. A layer is matched by its path when the names agree, otherwise by its parameter
+    names and shapes in registration order, so names the docstrings leave open (the MLP's layers, the
+    list of blocks) may differ. Returns (missing reference layers, student layers left over)."""
+    mine = _leaves(model)
+    by_path = dict(mine)
+    used, values, pending = set(), {}, []
+    for path, ref_params in state:
+        if path in by_path and _signature(by_path[path]) == _signature(ref_params):
+            used.add(path)
+            values.update({id(by_path[path][n]): t for n, t in ref_params.items()})
+        else:
+            pending.append((path, ref_params))
+    rest = [(p, ps) for p, ps in mine if p not in used]
+    missing = []
+    for path, ref_params in pending:
+        for i, (p, ps) in enumerate(rest):
+            if _signature(ps) == _signature(ref_params):
+                values.update({id(ps[n]): t for n, t in ref_params.items()})
+                del rest[i]
+                break
+        else:
+            missing.append(_describe(path, ref_params))
+    sd = model.state_dict(keep_vars=True)
+    model.load_state_dict({k: values.get(id(v), v.detach()) for k, v in sd.items()})
+    return missing, [_describe(p, ps) for p, ps in rest]
+
+
+def block_outputs(ns, cfg, state, x):
+    """ns.TransformerBlock(ns.LMConfig(**cfg)) with the reference's weights, in eval mode, on x."""
+    block = ns.TransformerBlock(ns.LMConfig(**cfg)).eval()
+    missing, extra = load_reference(block, state)
+    with torch.no_grad():
+        return {"out": block(x), "missing": missing, "extra": extra}
+
+
+def lm_forward(ns, cfg, state, idx, prefix):
+    """ns.TransformerLM with the reference's weights: logits at once, and through the cache (the first
+    `prefix` tokens together, then one token at a time)."""
+    model = ns.TransformerLM(ns.LMConfig(**cfg)).eval()
+    missing, extra = load_reference(model, state)
+    with torch.no_grad():
+        logits = model(idx)
+        cache = model.new_cache(idx.shape[0])
+        cached = torch.cat([model(idx[:, :prefix], cache)]
+                           + [model(idx[:, t:t + 1], cache) for t in range(prefix, idx.shape[1])], dim=1)
+    return {"logits": logits, "cached": cached, "missing": missing, "extra": extra}
+
+
+class _Memory:
+    tokens = None
+
+
+class _PrefixLM(torch.nn.Module):
+    """A stand-in model whose next-token logits are table[(sum of ALL tokens so far) % V]: the answer
+    depends on the whole prefix, prompt included. It keeps the tokens it was fed in its cache; without
+    a cache it sees only `idx`."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(table, requires_grad=False)
+        self.calls = []
+
+    def new_cache(self, batch_size):
+        return [_Memory()]
+
+    def forward(self, idx, cache=None):
+        self.calls.append(idx.shape[1])
+        seen = idx
+        if cache is not None:
+            if cache[0].tokens is not None:
+                seen = torch.cat([cache[0].tokens, idx], dim=1)
+            cache[0].tokens = seen
+        sums = seen.cumsum(dim=1)[:, -idx.shape[1]:] % self.table.shape[0]
+        return self.table[sums]  # (B, T, V)
+
+
+def sample_prefix(ns, table, prompt, n, temperature, seed):
+    model = _PrefixLM(table)
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    out = ns.generate(model, prompt, n, temperature=temperature, generator=g)
+    return {"out": out, "calls": model.calls}

@@ -22,7 +22,7 @@ def test_tokenizer(student):
     expect_equal(got["decoded_tensor"], "the question: to be, or not", "decode(LongTensor of ids)")
 
 
-@graded(points=2)
+@graded(points=1)
 def test_mask(student):
     """sliding_window_mask for many (T, window), including window = 1 and window >= T"""
     checks = Checks()
@@ -99,7 +99,7 @@ def test_banded_memory(student):
            hint="work block by block: scores of shape (B, H, T/w, w, 2w), never (T, T)")
 
 
-@graded(points=3)
+@graded(points=2)
 def test_rope(student):
     """RotaryEmbedding: reference rotation, norms preserved, scores depend only on i - j"""
     g = student.rng()

@@ -17,6 +17,38 @@ def _weights(g, d_model, n_heads, n_kv):
             "o_proj": torch.randn(d_model, n_heads * hd, generator=g) * 0.2}
 
 
+def _leaves(model):
+    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
+    parameter counts once (the probe's load_reference matches the same list)."""
+    seen, out = set(), []
+    for path, m in model.named_modules():
+        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
+        seen.update(id(p) for p in params.values())
+        if params:
+            out.append((path, params))
+    return out
+
+
+def _random_state(model, g):
+    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
+    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
+    with torch.no_grad():
+        for _, params in _leaves(model):
+            for name, p in params.items():
+                if p.dim() == 1:
+                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+                else:
+                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
+
+
+def _expect_loaded(got, what):
+    expect(not got["missing"] and not got["extra"], what,
+           "could not load the reference's weights: "
+           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
+           hint="build exactly the layers the docstring lists (types, shapes, biases, tied lm_head)")
+
+
 def _ref_layer(d_model, n_heads, window, n_kv, w):
     layer = ref.MultiHeadSelfAttention(d_model, n_heads, window, n_kv)
     with torch.no_grad():
@@ -25,7 +57,7 @@ def _ref_layer(d_model, n_heads, window, n_kv, w):
     return layer.eval()
 
 
-@graded(points=4, timeout=20)
+@graded(points=3, timeout=20)
 def test_attention_layer(student):
     """MultiHeadSelfAttention: matches the reference (MHA and GQA), GQA equals MHA with repeated heads"""
     g = student.rng()
@@ -52,7 +84,7 @@ def test_attention_layer(student):
     return checks
 
 
-@graded(points=4, timeout=20)
+@graded(points=3, timeout=20)
 def test_rolling_cache(student):
     """RollingKVCache: cached attention equals full attention for prompts and token-by-token, with O(window) memory"""
     g = student.rng()
@@ -83,9 +115,34 @@ def test_rolling_cache(student):
 CFG = {"vocab_size": 23, "d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "window": 4, "context": 32}
 
 
-@graded(points=3, timeout=20)
+BLOCK_CFGS = [(CFG, 13), ({"vocab_size": 11, "d_model": 24, "n_layers": 1, "n_heads": 3, "n_kv_heads": 1, "window": 5,
+                          "context": 16}, 9)]
+
+
+@graded(points=2, timeout=20)
+def test_transformer_block(student):
+    """TransformerBlock: with the reference's weights, the same outputs (pre-LN, both residuals)"""
+    g = student.rng()
+    checks = Checks()
+    for cfg, T in BLOCK_CFGS:
+        label = f"d_model={cfg['d_model']}, n_heads={cfg['n_heads']}, n_kv_heads={cfg['n_kv_heads']}, window={cfg['window']}"
+        with checks.case(label):
+            block = ref.TransformerBlock(ref.LMConfig(**cfg)).eval()
+            state = _random_state(block, g)
+            x = torch.randn(2, T, cfg["d_model"], generator=g)
+            got = student.probe("block_outputs", cfg=cfg, state=state, x=x)
+            what = f"TransformerBlock({label}) with the reference's weights on x of shape {tuple(x.shape)}"
+            _expect_loaded(got, what)
+            with torch.no_grad():
+                expected = block(x)
+            expect_close(got["out"], expected, what, atol=1e-3, rtol=1e-3,
+                         hint="pre-LN: x = x + attn(ln1(x)), then x = x + mlp(ln2(x)), mlp = Linear -> GELU -> Linear")
+    return checks
+
+
+@graded(points=4, timeout=20)
 def test_language_model(student):
-    """TransformerLM: logits shape, tied embeddings, parameter count, causality, cached = uncached"""
+    """TransformerLM: shape, tied embeddings, parameter count, causality, cached = uncached, reference logits under the same weights"""
     g = student.rng()
     idx = torch.randint(0, 23, (2, 15), generator=g)
     changed = idx.clone()
@@ -103,6 +160,23 @@ def test_language_model(student):
                      atol=1e-5, hint="a token must never see the future")
     with checks.case("cached = uncached"):
         expect_close(got["cached"], got["logits"], "logits computed through the cache vs all at once", atol=1e-4)
+    model = ref.TransformerLM(ref.LMConfig(**CFG)).eval()
+    state = _random_state(model, g)
+    with torch.no_grad():
+        expected = model(idx)
+    loaded = student.probe("lm_forward", cfg=CFG, state=state, idx=idx, prefix=5)
+    what = "TransformerLM(cfg) with the reference's weights on idx of shape (2, 15)"
+    with checks.case("same weights as the reference: logits"):
+        _expect_loaded(loaded, what)
+        expect_close(loaded["logits"], expected, what, atol=1e-3, rtol=1e-3,
+                     hint="tok_emb -> blocks -> ln_f -> lm_head: check the final LayerNorm and the block order")
+    with checks.case("same weights as the reference: through the cache"):
+        _expect_loaded(loaded, what)
+        uncached_ok = torch.allclose(loaded["logits"], expected, atol=1e-3, rtol=1e-3)
+        expect_close(loaded["cached"], expected, f"{what}, fed 5 tokens then one at a time through new_cache(2)",
+                     atol=1e-3, rtol=1e-3,
+                     hint="every block gets its own cache (cache[i] for block i), positions continue from cache.seen"
+                          if uncached_ok else "the logits without a cache differ as well: fix those first")
     return checks
 
 
@@ -120,31 +194,94 @@ def _table(g, V=12):
     return torch.randn(V, V, generator=g) * 2
 
 
-@graded(points=4)
+def _greedy_bigram(table, prompt, n):
+    seq = prompt.clone()
+    for _ in range(n):
+        seq = torch.cat([seq, table[seq[:, -1]].argmax(-1, keepdim=True)], dim=1)
+    return seq
+
+
+# next-token logits that ignore the history (every row of the stand-in's table is the same): the new
+# tokens are independent draws from one distribution, whose frequencies the grader compares
+IID_ROW = torch.tensor([0.0, 1.5, -1.0, 0.5, 1.0, -0.5])
+
+
+def _expected_distribution(temperature, top_k, top_p):
+    """From first principles: softmax(row / temperature), restricted to the top_k largest logits or to the
+    smallest prefix of the sorted probabilities whose sum reaches top_p, renormalised."""
+    p = torch.softmax(IID_ROW / temperature, dim=0)
+    keep = torch.zeros(len(p), dtype=torch.bool)
+    if top_k is not None:
+        keep[torch.topk(IID_ROW, top_k).indices] = True
+    elif top_p is not None:
+        sp, si = p.sort(descending=True)
+        keep[si[(sp.cumsum(0) - sp) < top_p]] = True
+        keep[si[0]] = True
+    else:
+        keep[:] = True
+    p = p * keep
+    return p / p.sum()
+
+
+def _distribution_case(student, checks, temperature, top_k, top_p, seed, hint):
+    label = f"temperature={temperature}, top_k={top_k}, top_p={top_p}"
+    with checks.case(f"distribution of samples at {label}"):
+        B, n = 250, 20
+        table = IID_ROW.expand(len(IID_ROW), -1).clone()
+        got = student.probe("sample", table=table, prompt=torch.zeros(B, 1, dtype=torch.long), n=n,
+                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        what = f"generate(..., {label}) with a stand-in model whose next-token logits are always {IID_ROW.tolist()}"
+        expect_shape(got["out"], (B, 1 + n), what)
+        tokens = got["out"][:, 1:].reshape(-1)
+        expect(bool(((tokens >= 0) & (tokens < len(IID_ROW))).all()), what, "sampled ids outside the vocabulary")
+        freq = torch.bincount(tokens, minlength=len(IID_ROW)).float() / tokens.numel()
+        expected = _expected_distribution(temperature, top_k, top_p)
+        tv = 0.5 * (freq - expected).abs().sum().item()
+        expect(tv < 0.05, what,
+               f"the frequencies of {tokens.numel()} sampled tokens {[round(f, 3) for f in freq.tolist()]} are far from "
+               f"the expected probabilities {[round(f, 3) for f in expected.tolist()]} (total variation {tv:.3f})", hint=hint)
+
+
+@graded(points=5)
 def test_generate(student):
-    """generate: greedy, shape, top-k and top-p support, reproducible with a generator, one call per token"""
+    """generate: greedy, prompt as context, temperature, top-k, top-p (incl. 0), seeded sampling, one call per token"""
     g = student.rng()
     table = _table(g)
     prompt = torch.tensor([[3, 5], [1, 1]])
     checks = Checks()
     with checks.case("greedy (temperature 0)"):
         got = student.probe("sample", table=table, prompt=prompt, n=6, temperature=0.0, top_k=None, top_p=None, seed=None)
-        seq = prompt.clone()
-        for _ in range(6):
-            seq = torch.cat([seq, table[seq[:, -1]].argmax(-1, keepdim=True)], dim=1)
-        expect_equal(got["out"], seq, "generate(..., temperature=0) with a bigram stand-in model")
+        expect_equal(got["out"], _greedy_bigram(table, prompt, 6), "generate(..., temperature=0) with a bigram stand-in model")
         calls = got["calls"]
         # the last sampled token may or may not be fed back (it is never needed): 6 or 7 calls
         expect(len(calls) in (6, 7) and calls[:1] == [2] and all(c == 1 for c in calls[1:]),
                "generate(prompt (2, 2), max_new_tokens=6, temperature=0)",
                f"called the model with sequence lengths {calls} (expected [2, 1, 1, 1, 1, 1] or one more 1)",
                hint="feed the prompt once, then one token per step through the cache")
+    with checks.case("new tokens see the prompt through the cache"):
+        V = 12
+        ptable = _table(g, V)
+        pprompt = torch.tensor([[4, 7, 2], [9, 0, 6]])
+        got = student.probe("sample_prefix", table=ptable, prompt=pprompt, n=8, temperature=0.0, seed=None)
+        seq = pprompt.clone()
+        for _ in range(8):
+            seq = torch.cat([seq, ptable[seq.sum(dim=1) % V].argmax(-1, keepdim=True)], dim=1)
+        expect_equal(got["out"], seq, "generate(prompt (2, 3), max_new_tokens=8, temperature=0) with a stand-in model "
+                     "whose next token depends on every earlier token, prompt included",
+                     hint="create the cache once with model.new_cache(B), feed it the prompt, and pass the SAME cache "
+                          "with every new token")
+    _distribution_case(student, checks, 0.5, None, None, 11,
+                       hint="divide the logits by the temperature before the softmax")
+    _distribution_case(student, checks, 2.0, None, None, 12,
+                       hint="divide the logits by the temperature before the softmax")
     with checks.case("top-k support"):
         got = student.probe("sample", table=table, prompt=prompt, n=40, temperature=1.5, top_k=3, top_p=None, seed=1)
         out = got["out"]
         allowed = torch.topk(table, 3, dim=-1).indices
         ok = all(int(out[b, t]) in allowed[int(out[b, t - 1])].tolist() for b in range(2) for t in range(2, 42))
         expect(ok, "generate(top_k=3)", "sampled a token outside the 3 most likely")
+    _distribution_case(student, checks, 1.0, 2, None, 13,
+                       hint="set every logit below the k-th largest to -inf, then softmax")
     with checks.case("top-p support"):
         got = student.probe("sample", table=table, prompt=prompt, n=40, temperature=1.0, top_k=None, top_p=0.6, seed=2)
         out = got["out"]
@@ -156,11 +293,22 @@ def test_generate(student):
         ok = all(int(out[b, t]) in nucleus(int(out[b, t - 1])) for b in range(2) for t in range(2, 42))
         expect(ok, "generate(top_p=0.6)", "sampled a token outside the nucleus",
                hint="keep the smallest prefix of sorted probabilities whose sum reaches top_p")
+    _distribution_case(student, checks, 1.0, None, 0.7, 14,
+                       hint="sort the probabilities, keep the prefix whose sum first reaches top_p, map the kept "
+                            "probabilities back to their token ids and renormalise")
+    with checks.case("top_p=0 keeps only the most likely token"):
+        got = student.probe("sample", table=table, prompt=prompt, n=8, temperature=1.0, top_k=None, top_p=0.0, seed=3)
+        expect_equal(got["out"], _greedy_bigram(table, prompt, 8),
+                     "generate(prompt (2, 2), max_new_tokens=8, temperature=1, top_p=0.0) with a bigram stand-in model",
+                     hint="top-p always keeps at least the most likely token: with top_p=0 sampling is greedy")
     with checks.case("reproducible with a seeded generator"):
         a = student.probe("sample", table=table, prompt=prompt, n=20, temperature=1.0, top_k=None, top_p=None, seed=7)
         b = student.probe("sample", table=table, prompt=prompt, n=20, temperature=1.0, top_k=None, top_p=None, seed=7)
+        c = student.probe("sample", table=table, prompt=prompt, n=20, temperature=1.0, top_k=None, top_p=None, seed=8)
         expect_equal(a["out"], b["out"], "two samples with the same seeded generator", hint="pass generator= to torch.multinomial")
         expect_shape(a["out"], (2, 22), "generate(prompt (2, 2), max_new_tokens=20)")
+        expect(not torch.equal(a["out"], c["out"]), "two samples of 20 tokens with generators seeded 7 and 8",
+               "are identical: the generator is not used", hint="pass generator= to torch.multinomial")
     return checks
 
 
