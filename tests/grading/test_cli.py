@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 from genai_course import cli
 from genai_course.grading.runner import course_root
@@ -38,16 +39,17 @@ def test_grade_writes_results_and_summary_and_skips_graded(tmp_path, capsys):
     assert (tmp_path / "out" / "broken" / "results.json").stat().st_mtime_ns != mtime
 
 
-def test_check_reports_what_is_left(capsys):
-    assert cli.main(["check", str(ROOT / "homework" / "hw0" / "hw0.ipynb")]) == 0
+def test_check_reports_what_is_left_and_exits_1(capsys):
+    assert cli.main(["check", str(ROOT / "homework" / "hw0" / "hw0.ipynb")]) == 1, "a failing check must exit 1"
     out = capsys.readouterr().out
-    assert "0 of 6 public checks pass" in out and "[FAIL] accuracy" in out
+    assert re.search(r"\b0 of \d+ public checks pass", out) and "[FAIL] accuracy" in out
     assert "replace `raise NotImplementedError()` with your code" in out
 
 
 def test_check_on_the_solution_passes_everything(capsys):
     assert cli.main(["check", str(ROOT / "solutions" / "hw0" / "hw0.ipynb")]) == 0
-    assert "6 of 6 public checks pass" in capsys.readouterr().out
+    m = re.search(r"(\d+) of (\d+) public checks pass", capsys.readouterr().out)
+    assert m and m.group(1) == m.group(2)
 
 
 def test_check_missing_notebook(tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .sandbox import Limits
 
-NAME = re.compile(r"hw\d+")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
 
 
 class GraderError(Exception):
@@ -40,7 +40,7 @@ class Assignment:
     @classmethod
     def get(cls, name: str, root: Path | str | None = None) -> "Assignment":
         if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise GraderError(f"{name!r} is not an assignment name (hw0, hw1, ...)")
+            raise GraderError(f"{name!r} is not an assignment name (like hw0)")
         return cls(name, Path(root).resolve() if root else course_root())
 
     # -- layout ------------------------------------------------------------------------------------

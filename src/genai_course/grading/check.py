@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from .runner import GraderError, course_root, grade_submission, load_tests
+from .assignment import Assignment, GraderError
+from .runner import grade_submission
 
 
 def detect_assignment(notebook: Path) -> str:
@@ -26,20 +27,17 @@ def detect_assignment(notebook: Path) -> str:
 
 
 def public_checks_file(notebook: Path, assignment: str) -> Path:
-    for candidate in (notebook.parent / "public_checks.py",
-                      course_root() / "homework" / assignment / "public_checks.py",
-                      course_root() / "solutions" / assignment / "public_checks.py"):
-        if candidate.is_file():
-            return candidate
-    raise GraderError(f"no public checks found for {assignment} (expected public_checks.py beside the notebook)")
+    return Assignment.get(assignment).public_checks(beside=notebook)
 
 
 def run_check(notebook: Path, assignment: str | None = None) -> tuple[dict, str]:
-    assignment = assignment or detect_assignment(notebook)
-    checks = public_checks_file(notebook, assignment)
-    suite = load_tests([checks], f"{assignment}_public", checks.with_name("public_probes.py"))
-    result = grade_submission(notebook, suite)
-    return result, format_report(result, notebook, assignment)
+    a = Assignment.get(assignment or detect_assignment(notebook))
+    result = grade_submission(notebook, a.public_suite(beside=notebook))
+    return result, format_report(result, notebook, a.name)
+
+
+def all_passed(result: dict) -> bool:
+    return bool(result["tests"]) and all(t["score"] >= t["max_score"] - 1e-9 for t in result["tests"])
 
 
 def format_report(result: dict, notebook: Path, assignment: str) -> str:

@@ -17,7 +17,8 @@ def _release_args(p: argparse.ArgumentParser) -> None:
 
 @command("release", "regenerate homework/hwN/ from solutions/hwN/ with nbgrader", _release_args)
 def run_release(args: argparse.Namespace) -> int:
-    from .release import master_assignments, release, stale_files
+    from .assignment import master_assignments
+    from .release import release, stale_files
 
     try:
         if args.check:
@@ -37,8 +38,8 @@ def run_release(args: argparse.Namespace) -> int:
 def _submissions(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix in (".ipynb", ".py") and q.is_file())
+        if p.is_dir() and not p.is_symlink():
+            out += sorted(q for q in p.iterdir() if q.suffix in (".ipynb", ".py") and not q.is_dir())
         else:
             out.append(p)  # a missing file is graded as unreadable, in its own row
     return out
@@ -80,6 +81,13 @@ def run_grade(args: argparse.Namespace) -> int:
 
     rows = grade_many(suite, subs, args.out, workers=args.workers, force=args.force, seed=args.seed, progress=show)
     print(f"done: {len(rows)} row(s) in {args.out / 'summary.csv'}")
+    failed = [r for r in rows if r["status"] == "grader_error"]
+    if failed:
+        print(f"error: the grader could not grade {len(failed)} submission(s) completely (status grader_error; "
+              "run the same command again to regrade only those):", file=sys.stderr)
+        for r in failed:
+            print(f"  {r['stem']}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -102,24 +110,23 @@ def _find_notebook(path: Path) -> Path | None:
     return None
 
 
-@command("check", "run the public checks of a homework on your notebook and explain what fails", _check_args)
+@command("check", "run the public checks of a homework on your notebook and explain what fails "
+                  "(exit 1 when a check fails)", _check_args)
 def run_check_cmd(args: argparse.Namespace) -> int:
-    from .check import run_check
+    from .check import all_passed, run_check
 
-    notebook = _find_notebook(args.notebook)
-    if notebook is None:
-        print(f"error: {args.notebook} does not exist here ({Path.cwd()}); run the command in the "
-              "notebook's folder (e.g. cd homework/hw0) or give its path", file=sys.stderr)
+    if not args.notebook.is_file():
+        print(f"error: {args.notebook} does not exist", file=sys.stderr)
         return 2
-    if notebook != args.notebook:
-        print(f"checking {notebook}", file=sys.stderr)
     try:
-        _, report = run_check(notebook, args.assignment)
+        result, report = run_check(args.notebook, args.assignment)
     except GraderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report)
-    return 0
+    if result.get("status") == "grader_error":
+        return 3
+    return 0 if all_passed(result) else 1
 
 
 def _gradescope_args(p: argparse.ArgumentParser) -> None:

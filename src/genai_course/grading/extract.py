@@ -9,7 +9,10 @@ skipped with a message naming it, and the rest still counts.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,25 +112,69 @@ def extract_cells(cells: list[tuple[str, str]]) -> Extraction:
     return Extraction(source="\n".join(out_lines) + "\n", defined=defined, problems=problems, origins=origins)
 
 
-def read_notebook_cells(path: Path) -> list[tuple[str, str]]:
+def display_name(path: Path) -> str:
+    """A file name safe to print: undecodable bytes and control characters escaped, at most 80 chars."""
+    name = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
+def read_submission(path: Path) -> bytes:
+    """The bytes of a submission file: a regular file (never a symbolic link, device or FIFO), read
+    with a size cap before anything else looks at it."""
+    path = Path(path)
+    name = display_name(path)
     try:
-        raw = path.read_bytes()
+        st = os.lstat(path)
     except OSError as e:
-        raise SubmissionError(f"cannot read {path.name}: {e.strerror}") from None
+        raise SubmissionError(f"cannot read {name}: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise SubmissionError(f"{name} is a symbolic link; submit the notebook file itself")
+    if not stat.S_ISREG(st.st_mode):
+        raise SubmissionError(f"{name} is not a regular file; submit the notebook file itself")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise SubmissionError(f"cannot read {name}: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SubmissionError(f"{name} is not a regular file; submit the notebook file itself")
+        raw = f.read(MAX_SUBMISSION_BYTES + 1)
     if len(raw) > MAX_SUBMISSION_BYTES:
-        raise SubmissionError(f"{path.name} is {len(raw) / 2**20:.0f} MB; clear the outputs and resubmit "
-                              f"(limit {MAX_SUBMISSION_BYTES // 2**20} MB)")
+        raise SubmissionError(f"{name} is larger than {MAX_SUBMISSION_BYTES // 2**20} MB; clear the outputs and "
+                              "resubmit")
+    return raw
+
+
+def submission_sha256(path: Path) -> str | None:
+    """Content hash of a submission file (None when it cannot be read as one)."""
+    try:
+        return hashlib.sha256(read_submission(path)).hexdigest()
+    except SubmissionError:
+        return None
+
+
+def _grade_id(cell: dict) -> str | None:
+    meta = cell.get("metadata")
+    nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
+    gid = nbg.get("grade_id") if isinstance(nbg, dict) else None
+    return gid[:80] if isinstance(gid, str) else None
+
+
+def read_notebook_cells(path: Path, raw: bytes | None = None) -> list[tuple[str, str]]:
+    raw = read_submission(path) if raw is None else raw
+    name = display_name(Path(path))
     try:
         nb = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise SubmissionError(f"{path.name} is not a valid notebook (not JSON: {str(e)[:100]}). "
+        raise SubmissionError(f"{name} is not a valid notebook (not JSON: {str(e)[:100]}). "
                               "Re-download it from Jupyter with File > Save, or submit a .py file.") from None
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
-        raise SubmissionError(f"{path.name} is not a notebook: it has no list of cells")
+        raise SubmissionError(f"{name} is not a notebook: it has no list of cells")
     out = []
     code_no = 0
-    for i, cell in enumerate(cells):
+    for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         code_no += 1
@@ -136,10 +183,10 @@ def read_notebook_cells(path: Path) -> list[tuple[str, str]]:
             src = "".join(s for s in src if isinstance(s, str))
         if not isinstance(src, str):
             continue
-        gid = (cell.get("metadata") or {}).get("nbgrader", {}).get("grade_id") if isinstance(cell.get("metadata"), dict) else None
-        out.append((f"code cell {code_no}" + (f" ({gid})" if isinstance(gid, str) else ""), src))
+        gid = _grade_id(cell)
+        out.append((f"code cell {code_no}" + (f" ({gid})" if gid else ""), src))
     if not out:
-        raise SubmissionError(f"{path.name} has no code cells")
+        raise SubmissionError(f"{name} has no code cells")
     return out
 
 
@@ -149,11 +196,10 @@ def extract(path: str | Path) -> Extraction:
     if path.suffix == ".ipynb":
         return extract_cells(read_notebook_cells(path))
     if path.suffix == ".py":
+        raw = read_submission(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise SubmissionError(f"cannot read {path.name}: {e}") from None
-        if len(text) > MAX_SUBMISSION_BYTES:
-            raise SubmissionError(f"{path.name} is larger than {MAX_SUBMISSION_BYTES // 2**20} MB")
-        return extract_cells([(path.name, text)])
-    raise SubmissionError(f"{path.name}: submit the homework notebook (.ipynb) or a .py file")
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SubmissionError(f"cannot read {display_name(path)}: not UTF-8 text ({e.reason})") from None
+        return extract_cells([(display_name(path), text)])
+    raise SubmissionError(f"{display_name(path)}: submit the homework notebook (.ipynb) or a .py file")

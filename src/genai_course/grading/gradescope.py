@@ -12,7 +12,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .runner import GraderError, course_root, grade_submission, hidden_suite
+from .assignment import Assignment, GraderError
+from .runner import grade_submission, grading_secret, hidden_suite
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope setup: runs once when the autograder image is built.
@@ -48,9 +49,10 @@ def _add_tree(z: zipfile.ZipFile, src: Path, dest: str) -> None:
 
 
 def build_bundle(assignment: str, out: Path, root: Path | None = None) -> Path:
-    root = root or course_root()
-    hidden_suite(assignment, str(root))  # validates that the suite exists and imports
-    solution = root / "solutions" / assignment / f"{assignment}.ipynb"
+    a = Assignment.get(assignment, root)
+    root = a.root
+    a.hidden_suite()  # validates that the suite exists and imports
+    solution = a.master
     if not solution.is_file():
         raise GraderError(f"reference solution {solution} not found")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,9 @@ def build_bundle(assignment: str, out: Path, root: Path | None = None) -> Path:
         for f in _PACKAGE_FILES:
             z.write(root / f, f"package/{f}")
         _add_tree(z, root / "src" / "genai_course", "package/src/genai_course")
-        _add_tree(z, root / "autograder" / assignment, f"course/autograder/{assignment}")
+        _add_tree(z, a.suite_dir, f"course/autograder/{assignment}")
+        # the course's secret: hidden inputs on Gradescope are the same as in a local regrade
+        z.writestr("course/autograder/.grading-secret", grading_secret(root))
         z.write(solution, f"course/solutions/{assignment}/{assignment}.ipynb")
     return out
 

@@ -9,12 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .runner import GraderError, course_root
+from .assignment import Assignment, GraderError, course_root, master_assignments
 
-
-def master_assignments(root: Path | None = None) -> list[str]:
-    base = (root or course_root()) / "solutions"
-    return sorted(p.name for p in base.iterdir() if (p / f"{p.name}.ipynb").is_file()) if base.is_dir() else []
+__all__ = ["master_assignments", "release", "stale_files"]
 
 
 def _nbgrader(root: Path, assignment: str, release_dir: Path | None = None) -> None:
@@ -42,7 +39,7 @@ def release(assignments: list[str] | None = None, root: Path | None = None) -> l
     out = []
     for a in todo:
         _nbgrader(root, a)
-        out.append(root / "homework" / a)
+        out.append(Assignment.get(a, root).release_dir)
     return out
 
 
@@ -57,7 +54,7 @@ def _normalise(path: Path):
 def stale_files(assignment: str, root: Path | None = None) -> list[str]:
     """Files of homework/<assignment>/ that differ from a fresh release (empty = up to date)."""
     root = root or course_root()
-    committed = root / "homework" / assignment
+    committed = Assignment.get(assignment, root).release_dir
     with tempfile.TemporaryDirectory() as tmp:
         _nbgrader(root, assignment, Path(tmp))
         fresh = Path(tmp) / assignment
