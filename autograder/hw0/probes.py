@@ -16,6 +16,65 @@ def _shapes(model):
     return sorted([list(p.shape) for p in model.parameters()])
 
 
+# -- loading the reference's weights into the student's modules ----------------------------------
+def _leaves(model):
+    """(path, {name: parameter}) of every module that owns parameters, in registration order; a tied
+    parameter counts once, where it is first met (lm_head shares tok_emb.weight)."""
+    seen, out = set(), []
+    for path, m in model.named_modules():
+        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
+        seen.update(id(p) for p in params.values())
+        if params:
+            out.append((path, params))
+    return out
+
+
+def _signature(params):
+    return tuple(sorted((n, tuple(t.shape)) for n, t in params.items()))
+
+
+def _describe(path, params):
+    return f"{path or '<model>'} ({', '.join(f'{n} {list(s)}' for n, s in _signature(params))})"
+
+
+def load_reference(model, state):
+    """Load the reference's weights `state` ([path, {param: tensor}] per layer) into `model` with
+    load_state_dict. A layer is matched by its path when the names agree, otherwise by its parameter
+    names and shapes in registration order, so names the docstrings leave open (the MLP's layers, the
+    list of blocks) may differ. Returns (missing reference layers, student layers left over)."""
+    mine = _leaves(model)
+    by_path = dict(mine)
+    used, values, pending = set(), {}, []
+    for path, ref_params in state:
+        if path in by_path and _signature(by_path[path]) == _signature(ref_params):
+            used.add(path)
+            values.update({id(by_path[path][n]): t for n, t in ref_params.items()})
+        else:
+            pending.append((path, ref_params))
+    rest = [(p, ps) for p, ps in mine if p not in used]
+    missing = []
+    for path, ref_params in pending:
+        for i, (p, ps) in enumerate(rest):
+            if _signature(ps) == _signature(ref_params):
+                values.update({id(ps[n]): t for n, t in ref_params.items()})
+                del rest[i]
+                break
+        else:
+            missing.append(_describe(path, ref_params))
+    sd = model.state_dict(keep_vars=True)
+    model.load_state_dict({k: values.get(id(v), v.detach()) for k, v in sd.items()})
+    return missing, [_describe(p, ps) for p, ps in rest]
+
+
+def module_outputs(ns, cls, kwargs, state, x):
+    """ns.<cls>(**kwargs) with the reference's weights loaded, run on x in eval mode."""
+    model = getattr(ns, cls)(**kwargs)
+    missing, extra = load_reference(model, state)
+    model.eval()
+    with torch.no_grad():
+        return {"out": model(x), "missing": missing, "extra": extra}
+
+
 def module_summary(ns, cls, kwargs, x):
     """Construct ns.<cls>(**kwargs), run it on x in eval mode; shapes and parameter count."""
     model = getattr(ns, cls)(**kwargs)
@@ -62,12 +121,38 @@ def train_epochs(ns, weight, bias, batches, lr, epochs):
             "weight": model.lin.weight.detach(), "bias": model.lin.bias.detach()}
 
 
-def evaluate_model(ns, weight, bias, batches, start_training):
-    model = _Recorder(weight, bias)
+class _DeepLinear(nn.Module):
+    """Linear + Dropout(0.5) whose forward also runs a chain of large activations that do not change
+    the output: when autograd records, the chain stays alive (~190 MB); under no_grad each link is
+    freed at once (~20 MB peak). The grader runs evaluate under a memory budget set from outside."""
+
+    def __init__(self, weight, bias, width=20000, depth=12):
+        super().__init__()
+        self.lin = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.lin.weight.copy_(weight)
+            self.lin.bias.copy_(bias)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.drop = nn.Dropout(0.5)
+        self.width, self.depth = width, depth
+
+    def forward(self, x):
+        h = x.unsqueeze(-1).expand(*x.shape, self.width)
+        for _ in range(self.depth):
+            h = torch.tanh(h * self.scale)
+        return self.lin(self.drop(x + 0.0 * h.mean(-1)))
+
+
+def evaluate_model(ns, weight, bias, batches, start_training, probe_x):
+    """ns.evaluate on a Linear+Dropout model handed over in train or eval mode; then the model's
+    output on probe_x (dropout shows whether evaluate put it back in train mode)."""
+    model = _DeepLinear(weight, bias)
     model.train(start_training)
     result = ns.evaluate(model, batches, F.cross_entropy)
-    return {"result": result, "modes": model.modes, "grad_enabled": model.grad_enabled,
-            "mode_after": model.training, "grads": [p.grad is not None for p in model.parameters()]}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        after = model.lin(model.drop(probe_x))
+    return {"result": result, "after": after}
 
 
 def cnn_training_gate(ns, train_x, train_y, test_x, epochs, batch_size, lr):

@@ -3,7 +3,8 @@ short training gate. Runs in the trusted grader; student code runs only behind `
 import torch
 import torch.nn.functional as F
 
-from genai_course.grading import Checks, expect, expect_close, expect_equal, expect_shape, expect_type, graded, reference
+from genai_course.grading import (Checks, Fail, StudentError, expect, expect_close, expect_equal, expect_shape,
+                                  expect_type, graded, reference)
 
 ref = reference("hw0")
 
@@ -31,12 +32,45 @@ def test_accuracy(student):
     return checks
 
 
-def _module_checks(student, cls, configs, input_shape_of):
+def _leaves(model):
+    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
+    parameter counts once (the probe's load_reference matches the same list)."""
+    seen, out = set(), []
+    for path, m in model.named_modules():
+        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
+        seen.update(id(p) for p in params.values())
+        if params:
+            out.append((path, params))
+    return out
+
+
+def _random_state(model, g):
+    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
+    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
+    with torch.no_grad():
+        for _, params in _leaves(model):
+            for name, p in params.items():
+                if p.dim() == 1:
+                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+                else:
+                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
+
+
+def _expect_loaded(got, what):
+    expect(not got["missing"] and not got["extra"], what,
+           "could not load the reference's weights: "
+           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
+           hint="build exactly the layers the docstring lists (types, shapes, biases)")
+
+
+def _module_checks(student, cls, configs, input_shape_of, hint):
     checks = Checks()
+    g = student.rng()
     for kwargs in configs:
         label = f"{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+        x = torch.randn(*input_shape_of(kwargs), generator=g)
         with checks.case(label):
-            x = torch.randn(*input_shape_of(kwargs), generator=student.rng())
             got = student.probe("module_summary", cls=cls, kwargs=kwargs, x=x)
             expected = getattr(ref, cls)(**kwargs)
             n_classes = kwargs.get("n_classes", 10)
@@ -46,20 +80,32 @@ def _module_checks(student, cls, configs, input_shape_of):
                          hint="build exactly the layers listed in the docstring")
             expect_equal(got["shapes"], sorted([list(p.shape) for p in expected.parameters()]),
                          f"parameter shapes of {label}")
+        with checks.case(f"{label} with the reference's weights"):
+            model = getattr(ref, cls)(**kwargs).eval()
+            state = _random_state(model, g)
+            got = student.probe("module_outputs", cls=cls, kwargs=kwargs, state=state, x=x)
+            what = f"{label} with the reference's weights on input of shape {tuple(x.shape)} (eval mode)"
+            _expect_loaded(got, what)
+            with torch.no_grad():
+                expected_out = model(x)
+            expect_close(got["out"], expected_out, what, atol=1e-4, rtol=1e-4, hint=hint)
     return checks
 
 
 @graded(points=3)
 def test_mlp(student):
-    """MLPClassifier: output shape, parameter count and layer shapes"""
+    """MLPClassifier: output shape, parameter count, layer shapes, and the reference's logits under the same weights"""
     return _module_checks(student, "MLPClassifier", [{}, {"in_dim": 20, "hidden": 7, "n_classes": 3}],
-                          lambda kw: (4, 1, 28, 28) if kw.get("in_dim", 784) == 784 else (4, 1, 4, 5))
+                          lambda kw: (4, 1, 28, 28) if kw.get("in_dim", 784) == 784 else (4, 1, 4, 5),
+                          hint="Flatten -> Linear -> ReLU -> Linear -> ReLU -> Linear, and return the raw logits (no softmax)")
 
 
 @graded(points=3)
 def test_cnn(student):
-    """CNNClassifier: output shape, parameter count and layer shapes"""
-    return _module_checks(student, "CNNClassifier", [{}, {"n_classes": 4}], lambda kw: (3, 1, 28, 28))
+    """CNNClassifier: output shape, parameter count, layer shapes, and the reference's logits under the same weights"""
+    return _module_checks(student, "CNNClassifier", [{}, {"n_classes": 4}], lambda kw: (3, 1, 28, 28),
+                          hint="conv -> ReLU -> max-pool twice, then Flatten -> Linear -> ReLU -> Dropout -> Linear; "
+                               "return the raw logits (no softmax)")
 
 
 def _linear_problem(student, n=50, d=3, batch=16):
@@ -107,31 +153,44 @@ def test_train_one_epoch(student):
     return checks
 
 
+EVALUATE_BUDGET_MB = 96  # the reference evaluate peaks ~22 MB here; with autograd recording, ~190 MB
+
+
 @graded(points=3)
 def test_evaluate(student):
-    """evaluate: eval mode, no gradients, per-example loss and accuracy, mode restored"""
+    """evaluate: eval mode, no gradients (within a memory budget), per-example loss and accuracy, mode restored"""
     batches, weight, bias = _linear_problem(student, n=70, batch=32)
     model = torch.nn.Linear(weight.shape[1], 2)
     with torch.no_grad():
         model.weight.copy_(weight)
         model.bias.copy_(bias)
-    expected = ref.evaluate(model, batches, F.cross_entropy)
+    expected = ref.evaluate(model, batches, F.cross_entropy)  # the probe's Dropout is inactive in eval mode
+    probe_x = torch.randn(16, weight.shape[1], generator=student.rng())
+    with torch.no_grad():
+        eval_out = model(probe_x)
     checks = Checks()
+    what = "evaluate on 70 examples in batches of 32 (a model with Dropout(0.5))"
     for start_training in (True, False):
         label = f"model handed over in {'train' if start_training else 'eval'} mode"
         with checks.case(label):
-            got = student.probe("evaluate_model", weight=weight, bias=bias, batches=batches, start_training=start_training)
-            what = "evaluate on 70 examples in batches of 32"
+            try:
+                # An address-space limit set from outside: an autograd graph does not fit in it.
+                with student.memory_budget(EVALUATE_BUDGET_MB):
+                    got = student.probe("evaluate_model", weight=weight, bias=bias, batches=batches,
+                                        start_training=start_training, probe_x=probe_x)
+            except StudentError as e:
+                raise Fail(f"{what}: {e}\n    Hint: run the forward passes under torch.no_grad(): the grader's model "
+                           "keeps large activations for backward when autograd records") from None
             expect_type(got["result"], dict, what)
             expect(set(got["result"]) >= {"loss", "accuracy"}, what, f"expected keys 'loss' and 'accuracy', got {sorted(got['result'])}")
             expect_close(got["result"]["loss"], expected["loss"], f"{what}: loss", atol=1e-5,
-                         hint="average the loss per example (weight batches by their size)")
-            expect_close(got["result"]["accuracy"], expected["accuracy"], f"{what}: accuracy", atol=1e-6)
-            expect(not any(got["modes"]), what, "the model was in train mode during evaluation", hint="call model.eval()")
-            expect(not any(got["grad_enabled"]), what, "gradients were enabled during evaluation", hint="use torch.no_grad()")
-            expect(not any(got["grads"]), what, "evaluation left gradients on the parameters")
-            expect(got["mode_after"] == start_training, what, "the model was not put back in the mode it was handed "
-                   "over in", hint="remember model.training before, and call model.train(previous) at the end")
+                         hint="call model.eval() (dropout must be off) and average the loss per example")
+            expect_close(got["result"]["accuracy"], expected["accuracy"], f"{what}: accuracy", atol=1e-6,
+                         hint="call model.eval() (dropout must be off)")
+            restored = not torch.allclose(got["after"], eval_out) if start_training else torch.allclose(got["after"], eval_out)
+            expect(restored, what, "the model was not put back in the mode it was handed over in (its dropout "
+                   f"{'is off' if start_training else 'is on'} after the call)",
+                   hint="remember model.training before, and call model.train(previous) at the end")
     return checks
 
 
