@@ -59,14 +59,22 @@ def _error(exc: BaseException, kind: str = "exception") -> dict:
                                    "trace": _student_trace(exc), "origin": origin}}
 
 
-def _serve(req_fd: int, reply_fd: int, submission, probes: dict) -> None:
-    """A worker: answer requests until the parent closes the pipe."""
+def _serve(req_fd: int, reply_fd: int, submission, probes: dict, memory_budget: int | None) -> None:
+    """A worker: apply the memory budget, say ready, answer requests until the parent closes the pipe."""
+    import resource
+
     import torch
 
     from genai_course.grading.protocol import Unsupported, encode_reply, read_frame, to_plain, write_frame
 
     def reply(obj: dict) -> None:
         write_frame(reply_fd, encode_reply(obj))
+
+    if memory_budget is not None:  # the parent checks /proc/<pid>/limits before it sends anything
+        with open("/proc/self/status") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + memory_budget, size + memory_budget))
+    reply({"ok": True, "value": "worker"})
 
     while True:
         try:
@@ -87,16 +95,25 @@ def _serve(req_fd: int, reply_fd: int, submission, probes: dict) -> None:
             else:
                 raise ValueError(f"unknown op {op!r}")
             del msg
-            try:
-                value = to_plain(result)
-                payload = encode_reply({"ok": True, "value": value})
-            except Unsupported as e:
-                reply({"ok": False, "error": {"kind": "unsupported", "type": "TypeError",
-                                              "message": f"returned {e}"[:MAX_MESSAGE], "trace": []}})
-                continue
-            write_frame(reply_fd, payload)
         except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt are student errors too
             reply(_error(exc))
+            continue
+        try:
+            value = to_plain(result)
+        except Unsupported as e:
+            reply({"ok": False, "error": {"kind": "unsupported", "type": "TypeError",
+                                          "message": f"returned {e}"[:MAX_MESSAGE], "trace": []}})
+            continue
+        except BaseException as exc:  # noqa: BLE001 - a result whose conversion runs student code
+            reply(_error(exc))
+            continue
+        try:
+            payload = encode_reply({"ok": True, "value": value})
+        except BaseException as exc:  # noqa: BLE001 - our own encoder failed: the grader's problem
+            reply({"ok": False, "error": {"kind": "exception", "type": type(exc).__name__[:100], "origin": "grader",
+                                          "message": str(exc)[:MAX_MESSAGE], "trace": []}})
+            continue
+        write_frame(reply_fd, payload)
 
 
 def _send(sock: socket.socket, obj: dict) -> None:
@@ -174,7 +191,7 @@ def main() -> None:
                             f.write("1000")  # under memory pressure, the worker goes before the server
                     except OSError:
                         pass
-                    _serve(fds[0], fds[1], submission, probes)
+                    _serve(fds[0], fds[1], submission, probes, msg.get("memory_budget"))
                 finally:
                     os._exit(0)
             for fd in fds:

@@ -140,7 +140,7 @@ def _encode(x, out: list) -> None:
             _encode(v, out)
     elif t is torch.Tensor:
         shape = tuple(x.shape)
-        raw = x.contiguous().view(torch.uint8).numpy().tobytes() if x.numel() else b""
+        raw = x.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if x.numel() else b""
         out += [b"X", struct.pack(">BB", _DTYPE_CODE[x.dtype], len(shape)), struct.pack(f">{len(shape)}Q", *shape), raw]
     else:  # to_plain ran first: anything else is a bug of ours
         raise Unsupported(f"an object of type {t.__name__}")

@@ -320,6 +320,18 @@ def host_pid(root: int, inner: int) -> int | None:
     return None
 
 
+def as_limit(pid: int) -> int | None:
+    """The hard address-space limit of ``pid`` (bytes) as the kernel reports it; None if unlimited."""
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max address space"):
+                hard = line.split()[4]
+                return None if hard == "unlimited" else int(hard)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def vm_size(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

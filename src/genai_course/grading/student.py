@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import resource
 import select
 import socket
 import time
@@ -24,7 +23,7 @@ import torch
 from .api import StudentError, StudentTimeout
 from .extract import Extraction
 from .protocol import MAX_FRAME, ProtocolError, decode_reply, write_frame
-from .sandbox import Limits, Sandbox, host_pid, run_delay, spawn, tree_cpu, uids, vm_size
+from .sandbox import Limits, Sandbox, as_limit, host_pid, run_delay, spawn, tree_cpu, uids, vm_size
 
 MAX_SANDBOXES = 4  # sandboxes started per submission (a crashed fork-server is replaced) before giving up
 POLL = 0.2  # seconds between two looks at the worker's CPU time
@@ -223,8 +222,9 @@ class Student:
         sb = self._sandbox
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        budget = self._memory_budget
         try:
-            self._control_send(sb, {"op": "spawn"}, [req_r, rep_w])
+            self._control_send(sb, {"op": "spawn", "memory_budget": budget}, [req_r, rep_w])
             reply = self._control_reply(sb, time.monotonic() + 120)
             inner = reply.get("value") if reply.get("ok") else None
             if type(inner) is not int:
@@ -239,13 +239,20 @@ class Student:
             os.close(rep_w)
         pid = inner if not sb.sandboxed else host_pid(sb.proc.pid, inner)
         worker = _Worker(req_w, rep_r, pid)
-        if self._memory_budget is not None:
-            base = vm_size(pid) if pid else None
-            if base is None:
+        try:
+            hello = decode_reply(_read_frame_by(rep_r, time.monotonic() + 120))
+        except (TimeoutError, EOFError, ProtocolError, OSError):
+            hello = {}
+        if hello.get("value") != "worker":
+            worker.kill()
+            raise StudentError("a fresh process for this test did not start (your code broke the grading process)")
+        if budget is not None:
+            # Read from the kernel: the hard address-space limit the worker runs under.
+            limit, size = (as_limit(pid), vm_size(pid)) if pid else (None, None)
+            if limit is None or size is None or limit > size + budget + 16 * 2**20:
                 worker.kill()
-                raise GraderProblem("the grader could not set a memory budget on the worker")
-            limit = base + self._memory_budget
-            resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+                raise StudentError("the grader could not apply this test's memory budget (did your code change "
+                                   "resource limits?)")
         return worker
 
     def _await(self, fd: int, pid: int | None, cpu_limit: float, read, what: str):
@@ -307,14 +314,15 @@ class Student:
         self.worker_cpu_seconds += used
         if reply["ok"]:
             return reply["value"]
-        err = reply["error"]
-        if isinstance(err, dict) and err.get("origin") == "probe" and err.get("kind") == "exception":
-            if err.get("type") in ("MemoryError",) or "can't allocate memory" in str(err.get("message")):
-                raise StudentError(f"{label} ran out of memory" + (
-                    f" (its budget: {self._memory_budget / 2**20:.0f} MB)" if self._memory_budget else ""))
+        err = reply["error"] if isinstance(reply.get("error"), dict) else {}
+        budget = self._memory_budget
+        if budget is not None and (err.get("type") == "MemoryError" or "allocate memory" in str(err.get("message"))):
+            raise StudentError(f"{label} ran out of its memory budget of {budget / 2**20:.0f} MB (an address-space "
+                               "limit the grader sets on the process)")
+        if err.get("origin") == "probe" and err.get("kind") == "exception":
             raise GraderProblem(f"the grader's probe `{msg.get('name')}` failed on what your code returned "
-                                f"({err.get('type')}: {self._scrub(str(err.get('message')))}). If your code follows "
-                                "the docstring, this is a grader problem: contact the course staff.")
+                                f"({str(err.get('type'))[:100]}: {self._scrub(str(err.get('message')))}). If your "
+                                "code follows the docstring, this is a grader problem: contact the course staff")
         raise StudentError(self._format_error(err, label))
 
     def _scrub(self, text: str) -> str:
