@@ -36,7 +36,8 @@ def test_check_finds_a_bare_notebook_name_from_the_course_root(monkeypatch, caps
 
     root = Path(__file__).resolve().parents[1]
     seen = []
-    monkeypatch.setattr(check, "run_check", lambda nb, assignment=None: (seen.append(nb), ({}, "report"))[1])
+    passed = {"tests": [{"score": 1.0, "max_score": 1.0}]}
+    monkeypatch.setattr(check, "run_check", lambda nb, assignment=None: (seen.append(nb), (passed, "report"))[1])
     monkeypatch.chdir(root)
     assert cli.main(["check", "hw0.ipynb"]) == 0
     assert seen == [root / "homework" / "hw0" / "hw0.ipynb"]

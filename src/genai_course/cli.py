@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 # name -> (help, add_arguments(parser), run(args) -> exit code)
@@ -37,6 +38,26 @@ def run_data(args: argparse.Namespace) -> int:
         return 1
     for name, (path, action) in results.items():
         print(f"{name:12s} {action:9s} {path}")
+    return 0
+
+
+def _student_edition_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dest", type=Path, help="a new (or empty) folder outside the course")
+
+
+@command("student-edition", "write the copy of the course to give students: no solutions, hidden tests "
+                            "or instructor tools", _student_edition_args)
+def run_student_edition(args: argparse.Namespace) -> int:
+    from .student_edition import EditionError, student_edition, summary
+
+    try:
+        dest = student_edition(args.dest)
+    except EditionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"student edition written to {dest}\n{summary(dest)}")
+    print(f"next: cd {dest} && git init && git add -A && git commit -m 'Student edition', then push it "
+          "where students clone from")
     return 0
 
 

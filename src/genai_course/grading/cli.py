@@ -115,11 +115,15 @@ def _find_notebook(path: Path) -> Path | None:
 def run_check_cmd(args: argparse.Namespace) -> int:
     from .check import all_passed, run_check
 
-    if not args.notebook.is_file():
-        print(f"error: {args.notebook} does not exist", file=sys.stderr)
+    notebook = _find_notebook(args.notebook)
+    if notebook is None:
+        print(f"error: {args.notebook} does not exist here ({Path.cwd()}); run the command in the "
+              "notebook's folder (e.g. cd homework/hw0) or give its path", file=sys.stderr)
         return 2
+    if notebook != args.notebook:
+        print(f"checking {notebook}", file=sys.stderr)
     try:
-        result, report = run_check(args.notebook, args.assignment)
+        result, report = run_check(notebook, args.assignment)
     except GraderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
