@@ -56,7 +56,7 @@ install_torch() {  # PYTHON
       fi
       echo "warning: installing torch from $index failed; trying PyPI's $TORCH_PIN instead" >&2
     else
-      echo "note: $index did not answer within ${PROBE_SECONDS} s; installing $TORCH_PIN from your default index"
+      echo "note: $index is not reachable from here (waited at most ${PROBE_SECONDS} s); installing $TORCH_PIN from your default index"
     fi
   else
     echo "== installing $TORCH_PIN from your default index"
@@ -105,9 +105,21 @@ lab() {  # [jupyter lab arguments]
     export JUPYTER_CONFIG_PATH="$PWD/.jupyter${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
   fi
   # Terminals run the user's shell as a non-login shell: a login shell (Jupyter's choice when it is
-  # not started from a terminal) reads /etc/profile, which resets PATH and loses the venv.
-  local shell=${SHELL:-$(command -v bash || command -v sh)}
-  local args=(--notebook-dir=. "--ServerApp.terminado_settings={\"shell_command\": [\"$shell\"]}")
+  # not started from a terminal) reads /etc/profile, which resets PATH and loses the venv. bash
+  # reads ~/.bashrc, which may put another Python first (conda, pyenv): put the venv back after it.
+  local shell=${SHELL:-$(command -v bash || command -v sh)} terminal
+  if [ "$(basename "$shell")" = bash ]; then
+    local rc="$VIRTUAL_ENV/.genai-course-bashrc"
+    cat > "$rc" <<'EOF'
+# JupyterLab terminals of the course (written by course.sh): your ~/.bashrc, then the venv first.
+if [ -f ~/.bashrc ]; then . ~/.bashrc; fi
+PATH="$VIRTUAL_ENV/bin:$PATH"
+EOF
+    terminal="[\"$shell\", \"--rcfile\", \"$rc\"]"
+  else
+    terminal="[\"$shell\"]"
+  fi
+  local args=(--notebook-dir=. "--ServerApp.terminado_settings={\"shell_command\": $terminal}")
   # Docker containers, WSL and cloud VMs often run as root; Jupyter refuses root without this flag.
   if [ "$(id -u)" = 0 ]; then args+=(--allow-root); fi
   exec "$VIRTUAL_ENV/bin/jupyter" lab "${args[@]}" "$@"
