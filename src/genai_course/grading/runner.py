@@ -152,15 +152,20 @@ def _run_once(test: GradedTest, student: Student) -> dict:
 def run_test(test: GradedTest, student: Student) -> dict:
     """One test. Its limit counts the worker's CPU seconds; a test whose worker was starved of CPU by
     a busy machine runs again, and after STARVED_ATTEMPTS tries it is reported as not graded."""
+    start, cpu = time.monotonic(), student.worker_cpu_seconds
     for attempt in range(STARVED_ATTEMPTS):
         try:
-            return _run_once(test, student)
+            result = _run_once(test, student)
+            break
         except _Starved as e:
             if attempt == STARVED_ATTEMPTS - 1:
-                return _not_graded(test, str(e))
+                result = _not_graded(test, str(e))
         except GraderProblem as e:
-            return _not_graded(test, str(e))
-    raise AssertionError("unreachable")
+            result = _not_graded(test, str(e))
+            break
+    result["execution_time"] = round(time.monotonic() - start, 2)
+    result["extra_data"] = {"worker_cpu_seconds": round(student.worker_cpu_seconds - cpu, 2), "attempts": attempt + 1}
+    return result
 
 
 def grade_submission(path: str | Path, suite: Suite, seed: int = 0, limits: Limits | None = None,
