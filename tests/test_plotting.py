@@ -34,3 +34,14 @@ def test_loss_curves_and_attention_mask(tmp_path):
     assert fig.axes[0].images[0].get_array().sum() == mask.sum()
     with pytest.raises(ValueError, match="expected a \\(T, T\\) mask"):
         plotting.attention_mask(torch.ones(2, 3, 3))
+
+
+def test_step_curves_draw_every_step_and_validation_markers(tmp_path):
+    from types import SimpleNamespace
+    run = SimpleNamespace(steps=[1, 2, 3, 4], train_loss=[2.0, 1.5, 1.2, 1.0], val_steps=[2, 4],
+                          val={"loss": [1.6, 1.1], "accuracy": [0.5, 0.7]})
+    fig = plotting.step_curves({"a": run, "b": run}, title="t", note="quick mode", path=tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    loss_ax, acc_ax = fig.axes
+    assert len(loss_ax.lines) == 6 and all(line.get_marker() == "o" for line in acc_ax.lines)
+    assert plotting._smooth([1.0, 2.0, 3.0, 4.0], 1) == pytest.approx([1.5, 2.0, 3.0, 3.5])

@@ -109,3 +109,45 @@ def test_model_device_and_defaults_follow_the_model():
     only_buffer.register_buffer("b", torch.zeros(1, device="meta"))
     assert gc.model_device(only_buffer).type == "meta"
     assert gc.model_device(nn.Linear(2, 2, device="meta")).type == "meta"
+
+
+def test_step_log_records_every_step_around_a_foreign_loop():
+    """StepLog wraps a loop it does not own (like a student's train_one_epoch): one loss per batch,
+    validation every `every` steps and on demand at the end, a bar that advances per batch."""
+    def foreign_epoch(model, loader, opt, loss_fn):  # the shape of a homework's train_one_epoch
+        for x, y in loader:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+    torch.manual_seed(0)
+    x = torch.randn(50, 2)
+    y = (x.sum(1) > 0).long()
+    loader = gc.training.TensorBatches(x, y, 8)  # 7 batches
+    model = nn.Linear(2, 2)
+    calls = []
+    log = gc.training.StepLog(nn.functional.cross_entropy, validate=lambda: calls.append(1) or {"acc": 0.5},
+                              every=3, total=14, desc="test")
+    for _ in range(2):
+        foreign_epoch(model, log.batches(loader), torch.optim.SGD(model.parameters(), lr=0.1), log.loss)
+        log.validate_now()
+    log.close()
+    assert log.steps == list(range(1, 15)) and len(log.train_loss) == 14
+    assert log.val_steps == [3, 6, 7, 9, 12, 14] and log.val["acc"] == [0.5] * 6 and len(calls) == 6
+    assert log._bar.n == 14
+
+
+def test_if_implemented_skips_stubs_with_a_note(capsys):
+    class Stub(nn.Module):
+        def __init__(self):
+            super().__init__()
+            raise NotImplementedError()
+
+    class HalfStub(nn.Linear):
+        def forward(self, x):
+            raise NotImplementedError()
+
+    assert gc.training.if_implemented("Stub", Stub) is None
+    assert gc.training.if_implemented("HalfStub", lambda: HalfStub(2, 2), example=torch.zeros(1, 2)) is None
+    assert "Stub: not implemented" in capsys.readouterr().out
+    assert isinstance(gc.training.if_implemented("Linear", lambda: nn.Linear(2, 2), example=torch.zeros(1, 2)), nn.Linear)

@@ -64,6 +64,42 @@ def loss_curves(curves: Mapping[str, Sequence[float]], xlabel: str = "epoch", yl
     return _finish(fig, path)
 
 
+def _smooth(ys: Sequence[float], half_width: int) -> list[float]:
+    """Centred moving average (no lag: a smoothed training curve stays comparable with validation points)."""
+    ys = list(ys)
+    return [sum(ys[max(0, i - half_width):i + half_width + 1]) / len(ys[max(0, i - half_width):i + half_width + 1])
+            for i in range(len(ys))]
+
+
+def step_curves(runs: Mapping[str, object], title: str | None = None, note: str | None = None, path=None):
+    """Per-step curves of named runs (``training.StepLog``, or anything with ``steps``, ``train_loss``,
+    ``val_steps`` and ``val``): the training loss of every step (faint) and smoothed, the validation loss
+    as markers on the same axis, and every other validation metric on an axis of its own, with markers.
+    ``note`` is printed under the title (e.g. that these are quick-mode numbers)."""
+    metrics = [k for k in dict.fromkeys(k for r in runs.values() for k in r.val) if k != "loss"]
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.4), squeeze=False)
+    loss_ax = axes[0, 0]
+    for i, (name, r) in enumerate(runs.items()):
+        color = f"C{i}"
+        if r.train_loss:
+            loss_ax.plot(r.steps, r.train_loss, color=color, alpha=0.25, lw=0.8)
+            loss_ax.plot(r.steps, _smooth(r.train_loss, max(1, len(r.train_loss) // 40)), color=color, lw=1.5, label=f"{name} train")
+        if "loss" in r.val:
+            loss_ax.plot(r.val_steps, r.val["loss"], "o--", color=color, ms=4, label=f"{name} validation")
+        for ax, m in zip(axes[0, 1:], metrics):
+            if m in r.val:
+                ax.plot(r.val_steps, r.val[m], "o-", color=color, ms=4, label=name)
+    loss_ax.set(xlabel="training step", ylabel="loss", title="loss (faint: every step; line: its moving average)")
+    for ax, m in zip(axes[0, 1:], metrics):
+        ax.set(xlabel="training step", ylabel=f"validation {m}", title=f"validation {m}")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=10)
+    return _finish(fig, path)
+
+
 def attention_mask(mask: torch.Tensor | np.ndarray, title: str = "attention mask",
                    weights: torch.Tensor | np.ndarray | None = None, path=None):
     """Picture a boolean ``(T, T)`` mask (query rows, key columns); with ``weights`` also show

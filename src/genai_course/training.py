@@ -112,6 +112,94 @@ class TensorBatches:
 
 
 # ---------------------------------------------------------------------------------------------
+# Around a loop someone else wrote (a student's train_one_epoch): per-step curves, a per-batch bar.
+
+class StepLog:
+    """Per-step training curves and a progress bar that advances per BATCH, around a training loop
+    written elsewhere -- e.g. a homework's ``train_one_epoch(model, loader, optimizer, loss_fn)``, which
+    sees only a loader and a loss function::
+
+        log = StepLog(F.cross_entropy, validate=lambda: evaluate(model, val, F.cross_entropy),
+                      every=50, total=epochs * len(train), desc="CNN")
+        for _ in range(epochs):
+            train_one_epoch(model, log.batches(train), opt, log.loss)
+            log.validate_now()                    # a validation point at every epoch's end too
+        log.close()
+
+    ``log.loss`` computes ``loss_fn`` and remembers each batch's loss; ``log.batches(loader)`` yields
+    the loader's batches, and after each step (when the loop asks for the next batch) records that
+    loss, calls ``validate()`` every ``every`` steps and updates the bar (loss in the postfix).
+    ``validate`` returns a dict of numbers, e.g. ``{"loss": ..., "accuracy": ...}``.
+    """
+
+    def __init__(self, loss_fn: Callable, validate: Callable[[], dict] | None = None, every: int | None = None,
+                 total: int | None = None, desc: str = "training"):
+        self.loss_fn, self.validate, self.every, self.total, self.desc = loss_fn, validate, every, total, desc
+        self.steps: list[int] = []  # step number (from 1) of each training loss
+        self.train_loss: list[float] = []  # loss of the batch of that step
+        self.val_steps: list[int] = []  # step numbers of the validation points
+        self.val: dict[str, list[float]] = {}  # validation metric -> values at val_steps
+        self.step = 0
+        self._last: torch.Tensor | None = None
+        self._bar = None
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(logits, targets)
+        self._last = loss.detach()
+        return loss
+
+    def validate_now(self) -> dict:
+        """Run ``validate()`` now (once per step at most) and record it; returns its dict."""
+        if self.validate is None:
+            raise ValueError("StepLog.validate_now: no validate function was given")
+        if self.val_steps and self.val_steps[-1] == self.step:
+            return {k: v[-1] for k, v in self.val.items()}
+        result = self.validate()
+        self.val_steps.append(self.step)
+        for k, v in result.items():
+            self.val.setdefault(k, []).append(float(v))
+        return result
+
+    def batches(self, loader: Iterable):
+        if self._bar is None:
+            self._bar = tqdm(total=self.total if self.total is not None else len(loader), desc=self.desc, unit="batch")
+        elif self.total is None:
+            self._bar.total += len(loader)
+        for batch in loader:
+            self._last = None
+            yield batch
+            self.step += 1  # the loop asked for the next batch: this step is done
+            postfix = {}
+            if self._last is not None:
+                self.steps.append(self.step)
+                self.train_loss.append(float(self._last))
+                postfix["loss"] = f"{self.train_loss[-1]:.3f}"
+            if self.validate is not None and self.every and self.step % self.every == 0:
+                postfix.update({f"val {k}": f"{v:.3f}" for k, v in self.validate_now().items()})
+            self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def if_implemented(name: str, factory: Callable[[], torch.nn.Module], example: torch.Tensor | None = None):
+    """``factory()``, or None with a printed note when the model is still a stub that raises
+    ``NotImplementedError`` (in its constructor, or in ``forward`` on ``example`` when given) -- so a
+    notebook cell can skip the one of two alternatives a student chose not to write."""
+    try:
+        model = factory()
+        if example is not None:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):  # dropout here must not shift the seed
+                model(example)
+    except NotImplementedError:
+        print(f"{name}: not implemented (it raises NotImplementedError) -- skipped")
+        return None
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
 # Language models: random-window batches, a time- or step-budgeted loop, held-out loss.
 
 def lm_batch(ids: torch.Tensor, context: int, batch_size: int, generator: torch.Generator | None = None):
@@ -195,7 +283,8 @@ def train_lm(model: torch.nn.Module, train_ids: torch.Tensor, loss_fn: Callable,
         if step % log_every == 0:
             hist.steps.append(step)
             hist.train_loss.append(smooth)
-            bar.set_postfix(loss=f"{smooth:.3f}", tok_s=f"{hist.tokens / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(step=step, loss=f"{smooth:.3f}", tok_s=f"{hist.tokens / (time.perf_counter() - start):.0f}",
+                        refresh=False)  # every batch; the bar redraws at most ~10 times a second
         bar.update(1 if max_steps is not None else int(time.perf_counter() - start) - bar.n)
     bar.close()
     hist.seconds = time.perf_counter() - start
