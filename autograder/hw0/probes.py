@@ -68,6 +68,8 @@ def load_reference(model, state):
 
 def module_outputs(ns, cls, kwargs, state, x):
     """ns.<cls>(**kwargs) with the reference's weights loaded, run on x in eval mode."""
+    if _absent(ns, cls):
+        return {"absent": _absent(ns, cls)}
     model = getattr(ns, cls)(**kwargs)
     missing, extra = load_reference(model, state)
     model.eval()
@@ -77,6 +79,8 @@ def module_outputs(ns, cls, kwargs, state, x):
 
 def module_summary(ns, cls, kwargs, x):
     """Construct ns.<cls>(**kwargs), run it on x in eval mode; shapes and parameter count."""
+    if _absent(ns, cls):
+        return {"absent": _absent(ns, cls)}
     model = getattr(ns, cls)(**kwargs)
     model.eval()
     with torch.no_grad():
@@ -176,8 +180,18 @@ def _only(model, kind):
     return found
 
 
+def _absent(ns, cls):
+    """Why ns.<cls> cannot be built as a module, or None. Probes report it instead of raising: an error
+    raised by a probe's own line counts as a grader problem, not as the student's."""
+    if not isinstance(getattr(ns, cls, None), type) or not issubclass(getattr(ns, cls), nn.Module):
+        return f"{cls} is not defined as an nn.Module subclass"
+    return None
+
+
 def text_model(ns, cls, kwargs, batches):
     """Outputs of ns.<cls>(**kwargs) in eval mode on several id batches, plus its weights by layer type."""
+    if _absent(ns, cls):
+        return {"absent": _absent(ns, cls)}
     torch.manual_seed(0)
     model = getattr(ns, cls)(**kwargs)
     model.eval()
@@ -187,7 +201,7 @@ def text_model(ns, cls, kwargs, batches):
         # nn.EmbeddingBag(mode="mean") is an equally valid table for the bag of embeddings
         "embedding": [m.weight.detach() for m in _only(model, (nn.Embedding, nn.EmbeddingBag))],
         "linear": [[m.weight.detach(), m.bias.detach() if m.bias is not None else None] for m in _only(model, nn.Linear)],
-        "conv": [[m.weight.detach(), m.bias.detach()] for m in _only(model, nn.Conv1d)],
+        "conv": [[m.weight.detach(), m.bias.detach() if m.bias is not None else None] for m in _only(model, nn.Conv1d)],
         "gru": [{k: v.detach() for k, v in m.named_parameters()} for m in _only(model, nn.GRU)],
     }
     return {"outs": outs, "n_params": _count(model), "weights": weights}

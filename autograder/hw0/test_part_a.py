@@ -72,6 +72,7 @@ def _module_checks(student, cls, configs, input_shape_of, hint):
         x = torch.randn(*input_shape_of(kwargs), generator=g)
         with checks.case(label):
             got = student.probe("module_summary", cls=cls, kwargs=kwargs, x=x)
+            expect("absent" not in got, label, got.get("absent", ""))
             expected = getattr(ref, cls)(**kwargs)
             n_classes = kwargs.get("n_classes", 10)
             expect_shape(got["out"], (x.shape[0], n_classes), f"{label} on input of shape {tuple(x.shape)}")
@@ -84,6 +85,7 @@ def _module_checks(student, cls, configs, input_shape_of, hint):
             model = getattr(ref, cls)(**kwargs).eval()
             state = _random_state(model, g)
             got = student.probe("module_outputs", cls=cls, kwargs=kwargs, state=state, x=x)
+            expect("absent" not in got, label, got.get("absent", ""))
             what = f"{label} with the reference's weights on input of shape {tuple(x.shape)} (eval mode)"
             _expect_loaded(got, what)
             with torch.no_grad():

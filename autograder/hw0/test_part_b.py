@@ -93,6 +93,7 @@ def test_bag_of_embeddings(student):
     batches = _id_batches(student.rng(), V)
     got = student.probe("text_model", cls="BagOfEmbeddings", kwargs={"vocab_size": V, "dim": D, "n_classes": C},
                         batches=batches)
+    expect("absent" not in got, "BagOfEmbeddings", got.get("absent", ""))
     checks = Checks()
     with checks.case("output shape"):
         expect_shape(got["outs"][0], (4, C), "BagOfEmbeddings(40, 6, 3) on ids of shape (4, 7)")
@@ -119,6 +120,7 @@ def _stronger_checks(student, cls, kwargs, build_ref):
     V = kwargs["vocab_size"]
     batches = _id_batches(student.rng(), V)
     got = student.probe("text_model", cls=cls, kwargs=kwargs, batches=batches)
+    expect("absent" not in got, cls, got.get("absent", ""))
     checks = Checks()
     with checks.case("output shape"):
         expect_shape(got["outs"][0], (4, kwargs["n_classes"]), f"{cls} on ids of shape (4, 7)")
@@ -153,7 +155,7 @@ def _load_text_cnn(kwargs):
             _load_embedding(m, w, kwargs)
             for conv, (cw, cb) in zip(m.convs, w["conv"]):
                 conv.weight.copy_(cw)
-                conv.bias.copy_(cb)
+                conv.bias.copy_(cb if cb is not None else torch.zeros_like(conv.bias))
             m.out.weight.copy_(w["linear"][0][0])
             m.out.bias.copy_(w["linear"][0][1])
         return m

@@ -34,6 +34,19 @@ def _layer(ns, d_model, n_heads, window, n_kv_heads, weights):
     return layer.eval()
 
 
+def _cat(pieces):
+    """The outputs joined along T, or None when they do not fit together: a probe reports what the student's
+    code returned instead of raising on it (an error raised by a probe's own line is the grader's)."""
+    if (pieces and all(isinstance(p, torch.Tensor) and p.dim() == 3 for p in pieces)
+            and len({(p.shape[0], p.shape[2]) for p in pieces}) == 1):
+        return torch.cat(pieces, dim=1)
+    return None
+
+
+def _shapes(pieces):
+    return [list(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__ for p in pieces]
+
+
 def attention_layer(ns, d_model, n_heads, window, n_kv_heads, weights, x, split):
     """Full forward, and the same sequence fed through a RollingKVCache in pieces of sizes `split`."""
     layer = _layer(ns, d_model, n_heads, window, n_kv_heads, weights)
@@ -44,7 +57,9 @@ def attention_layer(ns, d_model, n_heads, window, n_kv_heads, weights, x, split)
         for n in split:
             pieces.append(layer(x[:, start:start + n], cache))
             start += n
-    return {"full": full, "cached": torch.cat(pieces, dim=1), "cache_k_shape": list(cache.k.shape)}
+    k = getattr(cache, "k", None)
+    return {"full": full, "cached": _cat(pieces), "cached_shapes": _shapes(pieces),
+            "cache_k_shape": list(k.shape) if isinstance(k, torch.Tensor) else None}
 
 
 def cache_placement(ns, cfg):
@@ -65,9 +80,10 @@ def lm_outputs(ns, cfg, seed, idx, idx_changed):
         logits = model(idx)
         changed = model(idx_changed)
         cache = model.new_cache(idx.shape[0])
-        inc = torch.cat([model(idx[:, :5], cache)] + [model(idx[:, t:t + 1], cache) for t in range(5, idx.shape[1])], dim=1)
-    tied = model.lm_head.weight.data_ptr() == model.tok_emb.weight.data_ptr()
-    return {"logits": logits, "changed": changed, "cached": inc, "tied": tied,
+        pieces = [model(idx[:, :5], cache)] + [model(idx[:, t:t + 1], cache) for t in range(5, idx.shape[1])]
+    head, emb = getattr(getattr(model, "lm_head", None), "weight", None), getattr(getattr(model, "tok_emb", None), "weight", None)
+    tied = head is not None and head is emb
+    return {"logits": logits, "changed": changed, "cached": _cat(pieces), "cached_shapes": _shapes(pieces), "tied": tied,
             "n_params": sum(p.numel() for p in model.parameters())}
 
 
@@ -110,7 +126,10 @@ def training_gate(ns, cfg, train_ids, val_x, steps, batch, lr):
         s = torch.randint(0, len(train_ids) - T - 1, (batch,), generator=g)
         x = torch.stack([train_ids[i:i + T] for i in s.tolist()])
         y = torch.stack([train_ids[i + 1:i + T + 1] for i in s.tolist()])
-        loss = F.cross_entropy(model(x).reshape(-1, cfg["vocab_size"]), y.reshape(-1))
+        logits = model(x)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (batch, T, cfg["vocab_size"]):
+            return {"problem": f"during training the model returned {_shapes([logits])[0]} for idx of shape {[batch, T]}"}
+        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -185,9 +204,8 @@ def lm_forward(ns, cfg, state, idx, prefix):
     with torch.no_grad():
         logits = model(idx)
         cache = model.new_cache(idx.shape[0])
-        cached = torch.cat([model(idx[:, :prefix], cache)]
-                           + [model(idx[:, t:t + 1], cache) for t in range(prefix, idx.shape[1])], dim=1)
-    return {"logits": logits, "cached": cached, "missing": missing, "extra": extra}
+        pieces = [model(idx[:, :prefix], cache)] + [model(idx[:, t:t + 1], cache) for t in range(prefix, idx.shape[1])]
+    return {"logits": logits, "cached": _cat(pieces), "cached_shapes": _shapes(pieces), "missing": missing, "extra": extra}
 
 
 class _Memory:
