@@ -166,14 +166,23 @@ def check_cache(student):
 
 @graded(points=1)
 def check_model(student):
-    """TransformerLM: logits shape, tied lm_head, causality, cached logits equal uncached"""
+    """TransformerLM: logits shape, tied lm_head, causality, cached = uncached, new_cache dtype, greedy generate"""
     got = student.probe("lm_outputs")
     expect_shape(got["logits"], (2, 11, 20), "TransformerLM logits for idx (2, 11), vocab 20")
+    if got["no_final_norm"] is not None and diagnose(got["logits"], {"": got["final_norm"]}) is None:
+        bug = diagnose(got["logits"], {"the final LayerNorm ln_f is not applied before lm_head": got["no_final_norm"]})
+        expect(bug is None, "TransformerLM", "logits come straight from the last block", hint=bug)
     expect(got["tied"], "TransformerLM", "lm_head.weight is not tok_emb.weight", hint="self.lm_head.weight = self.tok_emb.weight")
     expect_close(got["changed"][:, :7], got["logits"][:, :7], "logits of positions 0..6 after changing tokens 7..10",
                  atol=1e-5, hint="a token must never see the future: causal masking in every layer")
     expect_close(got["cached"], got["logits"], "logits through new_cache (5-token prompt, then 1 token at a time) vs uncached",
                  atol=1e-4, hint="every block gets its own cache: cache[i] for block i (make the RollingKVCache check pass first)")
+    expect_equal(got["new_cache_dtype"], ["torch.float64", "torch.float64"],
+                 "dtype of new_cache(1)[0].k and .v for a model converted to float64",
+                 hint="new_cache passes the device and dtype of the model's weights to RollingKVCache")
+    expect_equal(got["generated"], got["recomputed"], "generate(temperature=0) vs greedy recomputation of the whole prefix",
+                 hint="create the cache once with model.new_cache(B), feed it the prompt, then ONE new token per step "
+                      "through the same cache")
 
 
 @graded(points=1)
@@ -198,34 +207,78 @@ def _support(out, prompt_len):
 
 
 @graded(points=1)
+def check_block(student):
+    """TransformerBlock: pre-LN residual block x + attn(ln1(x)), then + mlp(ln2(x))"""
+    got = student.probe("block_variants")
+    expect_shape(got["out"], (2, 7, 32), "TransformerBlock on x (2, 7, 32)")
+    if got["pre_ln"] is None:  # submodules named otherwise: only the shape is checked here
+        return
+    variants = {k: v for k, v in got.items() if k not in ("out", "pre_ln") and v is not None}
+    names = {"post_ln": "LayerNorm after the residual (post-LN); this is pre-LN: x + attn(ln1(x))",
+             "no_mlp_residual": "the MLP's output replaces x; add it: x = x + mlp(ln2(x))",
+             "no_attn_residual": "the attention output replaces x; add it: x = x + attn(ln1(x))",
+             "relu": "ReLU in the MLP; the block uses GELU (nn.GELU between mlp.0 and mlp.2)",
+             "shared_norm": "ln1 used before the MLP too; the MLP reads ln2(x)"}
+    expect_close(got["out"], got["pre_ln"], "TransformerBlock(x) vs x + attn(ln1(x)), then + mlp(ln2(.)), with your layers",
+                 atol=1e-5, hint=diagnose(got["out"], {names[k]: v for k, v in variants.items()},
+                                          default="pre-LN: x = x + attn(ln1(x)); x = x + mlp(ln2(x))"))
+
+
+@graded(points=1)
 def check_generate(student):
-    """generate: greedy, top-k, top-p (including top_p = 0) on a fixed bigram model"""
+    """generate: greedy, temperature, top-k, top-p (including top_p = 0), seeded reproducibility"""
     checks = Checks()
-    # Next-token probabilities after any token: 0.5, 0.3, 0.15, 0.05 for tokens 0, 1, 2, 3.
-    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    # Next-token probabilities after any token (not sorted, so top-p must map sorted entries back to ids).
+    probs = torch.tensor([0.15, 0.5, 0.05, 0.3])
+    order = probs.argsort(descending=True).tolist()  # [1, 3, 0, 2]
     table = probs.log().expand(4, 4).clone()
     prompt = torch.zeros(64, 1, dtype=torch.long)
-    def run(**kw):
-        return student.probe("sample", table=table, prompt=prompt, n=4, seed=0, **kw)["out"]
+    def run(seed=0, **kw):
+        kw = {"temperature": 1.0, "top_k": None, "top_p": None, **kw}
+        return student.probe("sample", table=table, prompt=prompt, n=4, seed=seed, **kw)["out"]
     with checks.case("greedy"):
-        got = run(temperature=0.0, top_k=None, top_p=None)
-        expect_equal(got, torch.zeros(64, 5, dtype=torch.long), "generate(temperature=0): prompt + 4 tokens",
-                     hint="temperature 0 means greedy: logits.argmax(-1), no sampling")
+        got = run(temperature=0.0)
+        expect_equal(got, torch.cat([prompt, torch.ones(64, 4, dtype=torch.long)], dim=1),
+                     "generate(temperature=0): prompt + 4 tokens", hint="temperature 0 means greedy: logits.argmax(-1), no sampling")
+    with checks.case("temperature"):
+        cold, hot = _support(run(temperature=0.05), 1), _support(run(temperature=20.0), 1)
+        hint = diagnose((cold, hot), {"the temperature is ignored: divide the logits by it": (sorted(order), sorted(order)),
+                                      "the logits are multiplied by the temperature; divide them": (sorted(order), [1])},
+                        default="divide the logits by the temperature before the softmax")
+        expect_equal(cold, [1], "tokens drawn at temperature 0.05 (256 draws, almost surely the most likely)", hint=hint)
+        expect_equal(hot, [0, 1, 2, 3], "tokens drawn at temperature 20 (256 draws, nearly uniform)", hint=hint)
     with checks.case("top_k=2"):
-        got = _support(run(temperature=1.0, top_k=2, top_p=None), 1)
-        expect_equal(got, [0, 1], "tokens drawn with top_k=2 (256 draws)", hint=diagnose(got, {
-            "top-k kept every token: set the logits below the k-th largest to -inf before the softmax": [0, 1, 2, 3]},
+        got = _support(run(top_k=2), 1)
+        expect_equal(got, sorted(order[:2]), "tokens drawn with top_k=2 (256 draws)", hint=diagnose(got, {
+            "top-k kept every token: set the logits below the k-th largest to -inf (not 0) before the softmax": [0, 1, 2, 3]},
             default="keep the k largest logits, -inf elsewhere"))
-    for top_p, support in [(0.7, [0, 1]), (0.9, [0, 1, 2]), (0.0, [0])]:
+    for top_p in (0.7, 0.9, 0.0):
         with checks.case(f"top_p={top_p}"):
-            got = _support(run(temperature=1.0, top_k=None, top_p=top_p), 1)
-            keep = [i for i in range(4) if probs[:i].sum() < top_p]
-            expect_equal(got, support, f"tokens drawn with top_p={top_p} from probabilities {probs.tolist()} (256 draws)",
+            got = _support(run(top_p=top_p), 1)
+            n = max(1, sum(1 for i in range(4) if probs[order[:i]].sum() < top_p))  # smallest prefix reaching top_p
+            expect_equal(got, sorted(order[:n]), f"tokens drawn with top_p={top_p} from probabilities {probs.tolist()} (256 draws)",
                          hint=diagnose(got, {
                              "top-p kept every token": [0, 1, 2, 3],
+                             "the kept probabilities were not mapped back to their token ids (scatter them by the sort "
+                             "indices)": list(range(n)),
                              "top-p dropped the token whose probability makes the sum reach top_p (keep it: the "
-                             "smallest prefix whose sum REACHES top_p)": keep[:-1] if len(keep) > 1 else None,
-                             "top-p kept one token too many": list(range(min(len(support) + 1, 4))),
+                             "smallest prefix whose sum REACHES top_p)": sorted(order[:n - 1]) if n > 1 else None,
+                             "top-p kept one token too many": sorted(order[:n + 1]),
                          }, default="sort the probabilities, keep the smallest prefix whose sum reaches top_p "
-                                    "(at least one token, even for top_p = 0), renormalise, sample"))
+                                    "(at least one token, even for top_p = 0), map back to token ids, sample"))
+    with checks.case("cache use"):
+        calls = student.probe("sample", table=table, prompt=torch.zeros(2, 3, dtype=torch.long), n=4, seed=0,
+                              temperature=0.0, top_k=None, top_p=None)["calls"]
+        expect(bool(calls) and calls[0] == [3, 0], "generate", f"first model call (prompt length, cache) was {calls[:1]}",
+               hint="create the cache once with model.new_cache(B) and feed it the whole prompt")
+        later = calls[1:]
+        bug = diagnose(sorted({c[1] for c in later}), {
+            "the new tokens are fed without the cache: pass the same cache to every call": [-1],
+            "a fresh cache is made after the prompt, so the prompt's keys and values are lost: keep the first one": [1]})
+        expect(all(c == [1, 0] for c in later), "generate",
+               f"after the prompt, [tokens, cache] of each call were {later} (expected [1, 0]: one token, the first cache)",
+               hint=bug or "one new token per call, through the cache that holds the prompt")
+    with checks.case("seeded generator"):
+        expect_equal(run(seed=7), run(seed=7), "two samples with generators seeded alike",
+                     hint="pass generator=generator to torch.multinomial")
     return checks
