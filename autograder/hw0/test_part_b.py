@@ -75,6 +75,58 @@ def test_pad_batch(student):
     return checks
 
 
+def _leaves(model):
+    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
+    parameter counts once (the probe's load_reference matches the same list)."""
+    seen, out = set(), []
+    for path, m in model.named_modules():
+        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
+        seen.update(id(p) for p in params.values())
+        if params:
+            out.append((path, params))
+    return out
+
+
+def _random_state(model, g):
+    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
+    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
+    with torch.no_grad():
+        for _, params in _leaves(model):
+            for name, p in params.items():
+                if p.dim() == 1:
+                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+                else:
+                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
+
+
+def _expect_loaded(got, what):
+    expect(not got["missing"] and not got["extra"], what,
+           "could not load the reference's weights: "
+           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
+           hint="build exactly the layers the docstring lists (types, shapes, biases)")
+
+
+def _reference_weights_case(student, checks, cls, kwargs, ids, g, hint):
+    """The reference's weights (pad row zero, as padding_idx keeps it) loaded into the student's model must
+    give the reference's logits."""
+    with checks.case("the reference's weights give the reference's logits"):
+        model = getattr(ref, cls)(**kwargs).eval()
+        state = _random_state(model, g)
+        pad = kwargs.get("pad_id", 0)
+        for path, params in state:
+            if path == "embed":
+                params["weight"][pad] = 0.0
+        with torch.no_grad():
+            model.embed.weight[pad] = 0.0
+            expected = model(ids)
+        got = student.probe("text_model_loaded", cls=cls, kwargs=kwargs, state=state, ids=ids)
+        what = f"{cls} with the reference's weights on ids of shape {tuple(ids.shape)} (eval mode)"
+        expect("absent" not in got, cls, got.get("absent", ""))
+        _expect_loaded(got, what)
+        expect_close(got["out"], expected, what, atol=1e-4, rtol=1e-4, hint=hint)
+
+
 def _id_batches(g, vocab_size, pad_id=0):
     """A right-padded batch, the same with extra padding, and a batch with an all-padding row."""
     lengths = torch.tensor([7, 3, 5, 1])
@@ -113,6 +165,8 @@ def test_bag_of_embeddings(student):
     with checks.case("an all-padding row gives finite logits"):
         expect(bool(torch.isfinite(got["outs"][2]).all()), "BagOfEmbeddings on a batch with an all-padding row",
                "the output has NaN or inf", hint="divide by max(count, 1)")
+    _reference_weights_case(student, checks, "BagOfEmbeddings", {"vocab_size": V, "dim": D, "n_classes": C}, batches[0],
+                            student.rng(), hint="mean of the embeddings over non-pad tokens, then the linear layer")
     return checks
 
 
@@ -136,6 +190,8 @@ def _stronger_checks(student, cls, kwargs, build_ref):
             expected = model.eval()(batches[0])
         expect_close(got["outs"][0], expected, f"{cls} logits with your weights in the reference architecture",
                      atol=1e-4, hint="follow the layer description in the docstring exactly")
+    _reference_weights_case(student, checks, cls, kwargs, batches[0], student.rng(),
+                            hint="follow the layer description in the docstring exactly")
     return checks
 
 
