@@ -8,6 +8,7 @@ sandbox sleeps 20 s before it starts (``GENAI_COURSE_SLOW_START``), and 2 x the 
 busy-looping processes run the whole time. A grade must not depend on either."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import json
@@ -29,19 +30,22 @@ HOMEWORK = [a for a in master_assignments() if a in assignments()]
 SLOW_START = "20"
 
 
-@pytest.fixture(scope="module")
-def busy_machine():
-    """2 x cores busy-looping processes for the whole module."""
+@contextlib.contextmanager
+def slow_busy_machine():
+    """Every sandbox 20 s slower to start, and 2 x cores busy-looping processes."""
+    old = os.environ.get(SLOW_START_ENV)
+    os.environ[SLOW_START_ENV] = SLOW_START
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
-    yield len(procs)
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
-@pytest.fixture
-def slow_start(monkeypatch):
-    monkeypatch.setenv(SLOW_START_ENV, SLOW_START)
+    try:
+        yield len(procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        if old is None:
+            os.environ.pop(SLOW_START_ENV, None)
+        else:
+            os.environ[SLOW_START_ENV] = old
 
 
 def test_every_master_notebook_has_a_hidden_suite_and_mutants():
@@ -51,9 +55,10 @@ def test_every_master_notebook_has_a_hidden_suite_and_mutants():
 
 
 @pytest.mark.parametrize("assignment", HOMEWORK)
-def test_solution_scores_full_marks_on_a_slow_busy_machine(assignment, busy_machine, slow_start):
+def test_solution_scores_full_marks_on_a_slow_busy_machine(assignment):
     suite = hidden_suite(assignment)
-    result = grade_submission(ROOT / "solutions" / assignment / f"{assignment}.ipynb", suite)
+    with slow_busy_machine():
+        result = grade_submission(ROOT / "solutions" / assignment / f"{assignment}.ipynb", suite)
     failed = {t["test_id"]: t["output"] for t in result["tests"] if t["score"] < t["max_score"]}
     assert not failed, failed
     assert result["score"] == suite.max_score and result["status"] == "graded"
@@ -89,22 +94,30 @@ def test_solution_scores_full_marks_on_half_a_core(assignment):
     assert not failed and result["score"] == suite.max_score
 
 
+def _grade_cli(assignment: str, paths: list, out, workers: int, capsys) -> dict[str, dict]:
+    code = cli.main(["grade", "--assignment", assignment, "--out", str(out), "--workers", str(workers),
+                     *map(str, paths)])
+    assert code == 0, capsys.readouterr().err
+    rows = {r["stem"]: r for r in csv.DictReader(open(out / "summary.csv"))}
+    return {stem: json.loads((out / stem / "results.json").read_text()) for stem in rows}
+
+
 @pytest.mark.parametrize("assignment", HOMEWORK)
-def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(assignment, tmp_path, busy_machine,
-                                                                             slow_start, capsys):
-    """One batch through the real command (``genai-course grade --workers 4``): the solution full
-    marks, the release 0, each planted bug exactly its points lost, each valid variant full marks."""
+def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(assignment, tmp_path, capsys):
+    """The solution, the release, every planted bug and every valid variant, graded through the real
+    command twice: idle with 2 workers, then slowed and busy with 4. The solution and each variant
+    score full marks, the release 0, each planted bug loses points in exactly the tests that cover it;
+    and every score under load is exactly the idle one."""
     fixtures = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants")
     suite = hidden_suite(assignment)
-    points = {t.name: t.points for t in suite.tests}
     source = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
-    expected: dict[str, tuple[float, set]] = {}
+    losers: dict[str, set] = {}
     paths = []
-    cases = {name: (edits, losers) for name, (edits, losers) in fixtures.MUTANTS.items()}
+    cases = {name: (edits, lost) for name, (edits, lost) in fixtures.MUTANTS.items()}
     for name, edits in getattr(fixtures, "VALID_VARIANTS", {}).items():
         assert name not in cases, name
         cases[name] = (edits, set())
-    for name, (edits, losers) in cases.items():
+    for name, (edits, lost) in cases.items():
         text = source
         for old, new in edits:
             assert old in text, f"{name}: {old!r} not found in the solution"
@@ -112,24 +125,29 @@ def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(ass
         path = tmp_path / f"{name}.py"
         path.write_text(text)
         paths.append(path)
-        expected[name] = (suite.max_score - sum(points[t] for t in losers), set(losers))
+        losers[name] = set(lost)
     for stem, folder in (("solution", "solutions"), ("release", "homework")):
         path = tmp_path / f"{stem}.ipynb"
         path.write_bytes((ROOT / folder / assignment / f"{assignment}.ipynb").read_bytes())
         paths.append(path)
-    expected["solution"] = (suite.max_score, set())
-    expected["release"] = (0.0, set(points))
-    code = cli.main(["grade", "--assignment", assignment, "--out", str(tmp_path / "out"), "--workers", "4",
-                     *map(str, paths)])
-    assert code == 0, capsys.readouterr().err
-    rows = {r["stem"]: r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
-    assert set(rows) == set(expected)
+    losers["solution"] = set()
+    losers["release"] = {t.name for t in suite.tests}
+    idle = _grade_cli(assignment, paths, tmp_path / "idle", 2, capsys)
+    with slow_busy_machine():
+        slow = _grade_cli(assignment, paths, tmp_path / "slow", 4, capsys)
+    assert set(idle) == set(slow) == set(losers)
     problems = []
-    for name, (score, losers) in expected.items():
-        result = json.loads((tmp_path / "out" / name / "results.json").read_text())
-        lost = {t["test_id"]: t["output"][:400] for t in result["tests"] if t["score"] < t["max_score"]}
-        if set(lost) != losers or abs(result["score"] - score) > 1e-6 and name != "release":
-            problems.append(f"{name}: lost points in {sorted(lost)}, expected exactly {sorted(losers)}: {lost}")
-        if result["status"] != "graded":
-            problems.append(f"{name}: status {result['status']}: {result['output'][:300]}")
+    for name, lost_expected in losers.items():
+        for label, result in (("idle", idle[name]), ("slow", slow[name])):
+            lost = {t["test_id"]: t["output"][:300] for t in result["tests"] if t["score"] < t["max_score"]}
+            if set(lost) != lost_expected:
+                problems.append(f"{name} ({label}): lost points in {sorted(lost)}, expected exactly "
+                                f"{sorted(lost_expected)}: {lost}")
+            if result["status"] != "graded":
+                problems.append(f"{name} ({label}): status {result['status']}: {result['output'][:300]}")
+        by_test = lambda r: {t["test_id"]: t["score"] for t in r["tests"]}  # noqa: E731
+        if by_test(slow[name]) != by_test(idle[name]):
+            problems.append(f"{name}: scores under load {by_test(slow[name])} != idle {by_test(idle[name])}")
+        if slow[name]["extra_data"].get("startup_seconds", 0) < float(SLOW_START):
+            problems.append(f"{name}: the slow-start stand-in was not in effect")
     assert not problems, "\n".join(problems)
