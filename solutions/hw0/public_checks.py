@@ -26,6 +26,13 @@ def check_accuracy(student):
                  "accuracy(empty batch)", hint="return 0.0 when the batch is empty (the mean of nothing is NaN)")
 
 
+def _built(got):
+    """A probe's reply, or Fail when the class is not defined at all."""
+    if isinstance(got, dict) and "absent" in got:
+        raise Fail(got["absent"])
+    return got
+
+
 def _by_shape(params):
     """The student's parameters grouped by shape, in definition order."""
     groups = {}
@@ -80,7 +87,7 @@ def check_models(student):
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     for cls, n_params, ref in (("MLPClassifier", 269_322, _mlp), ("CNNClassifier", 421_642, _cnn)):
         with checks.case(cls):
-            got = student.probe("forward", cls=cls, kwargs={}, x=x)
+            got = _built(student.probe("forward", cls=cls, kwargs={}, x=x))
             expect_shape(got["out"], (4, 10), f"{cls}() on a (4, 1, 28, 28) batch")
             expect_equal(got["n_params"], n_params, f"parameters of {cls}()",
                          hint="build exactly the layers of the heading (Linear/Conv2d with biases)")
@@ -225,8 +232,8 @@ def _padding_invariant(student, cls, kwargs, hint):
     ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     # Both calls run with the same seed inside one check, so the two models start identical.
-    a = student.probe("forward", cls=cls, kwargs=kwargs, x=ids)["out"]
-    b = student.probe("forward", cls=cls, kwargs=kwargs, x=padded)["out"]
+    a = _built(student.probe("forward", cls=cls, kwargs=kwargs, x=ids))["out"]
+    b = _built(student.probe("forward", cls=cls, kwargs=kwargs, x=padded))["out"]
     expect_shape(a, (2, 2), f"{cls} output")
     expect_close(b, a, f"{cls} with 3 extra pad columns", atol=1e-5, hint=hint)
 
@@ -235,7 +242,7 @@ def _padding_invariant(student, cls, kwargs, hint):
 def check_bag_of_embeddings(student):
     """BagOfEmbeddings: the mean over real tokens (an all-padding row too), padding ignored"""
     ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0], [0, 0, 0, 0]])
-    got = student.probe("text_forward", cls="BagOfEmbeddings", kwargs={"vocab_size": 20, "dim": 8, "n_classes": 2}, x=ids)
+    got = _built(student.probe("text_forward", cls="BagOfEmbeddings", kwargs={"vocab_size": 20, "dim": 8, "n_classes": 2}, x=ids))
     expect_shape(got["out"], (3, 2), "BagOfEmbeddings(20, 8, 2) on ids (3, 4)")
     if got["embedding"] is not None and got["linear"] is not None:
         table, (w, b) = got["embedding"], got["linear"]
