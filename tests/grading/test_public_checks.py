@@ -56,3 +56,33 @@ def test_diagnose_matches_values_and_containers():
     assert diagnose(torch.zeros(3, 2), cands, default="generic") == "generic"
     assert diagnose("text", cands) is None
     assert diagnose(torch.tensor([float("nan")]), {"nan rows": torch.tensor([float("nan")])}).endswith("nan rows")
+
+
+@pytest.mark.parametrize("assignment", ["hw0", "hw1"])
+def test_valid_variants_pass_every_public_check(assignment, tmp_path):
+    """A correct submission written differently from the solution (the VALID_VARIANTS of the hidden
+    suite's fixtures) must not fail a public check: the checks diagnose, they never demand the
+    solution's layout. One batch per homework."""
+    import importlib
+    import json
+
+    from genai_course.grading.batch import grade_many
+    from genai_course.grading.runner import load_tests
+
+    fixtures = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants")
+    source = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
+    paths = []
+    for name, edits in getattr(fixtures, "VALID_VARIANTS", {}).items():
+        text = source
+        for old, new in edits:
+            text = text.replace(old, new)
+        paths.append(tmp_path / f"{name}.py")
+        paths[-1].write_text(text)
+    checks = ROOT / "homework" / assignment / "public_checks.py"
+    grade_many(load_tests([checks], f"{assignment}_public", checks.with_name("public_probes.py")), paths,
+               tmp_path / "out", workers=2)
+    failed = {}
+    for path in paths:
+        result = json.loads((tmp_path / "out" / path.stem / "results.json").read_text())
+        failed.update({f"{path.stem}: {t['name']}": t["output"][:300] for t in result["tests"] if t["score"] < t["max_score"]})
+    assert not failed, failed
