@@ -233,7 +233,8 @@ def test_missing_definitions_and_wrong_signatures(tmp_path, toy_suite, quick_lim
     result, _ = _grade(tmp_path, src, toy_suite, quick_limits)
     assert _scores(result) == {"test_add": 0, "test_scale": 3, "test_counter": 0}
     assert "TypeError" in result["tests"][0]["output"] and "add() takes 1 positional argument" in result["tests"][0]["output"]
-    assert "`Counter` is not defined" in result["tests"][2]["output"] or "Counter" in result["tests"][2]["output"]
+    assert "`Counter` is not defined in your submission" in result["tests"][2]["output"], result["tests"][2]["output"]
+    assert result["status"] == "graded"
 
 
 def test_grading_is_deterministic(tmp_path, toy_suite, quick_limits):

@@ -158,12 +158,20 @@ def test_a_starved_worker_is_the_graders_problem(tmp_path, trust_suite, quick_li
 
 
 def test_a_failing_grader_probe_is_labelled_as_the_graders(tmp_path, trust_suite, quick_limits):
+    """A probe that breaks on what the student returned says so (never "your code raised"), scores 0
+    and lists the test for review -- without failing the batch; a class or function that the probe
+    needs and the student deleted is reported as not defined."""
     src = CORRECT.replace("def double(t):\n    return t * 2", "def double(t):\n    return (t * 2).tolist()")
     result, _ = _grade(tmp_path, src, trust_suite, quick_limits)
     probe = next(t for t in result["tests"] if t["test_id"] == "test_probe")
-    assert probe["score"] == 0 and probe["status"] == "grader_error"
+    assert probe["score"] == 0 and result["status"] == "graded" and result["probe_errors"] == ["test_probe"]
     assert "grader's probe `doubled_sum`" in probe["output"] and "contact the course staff" in probe["output"]
     assert "your code raised" not in probe["output"]
+    missing = CORRECT.replace("def double(t):\n    return t * 2", "")
+    result, _ = _grade(tmp_path, missing, trust_suite, quick_limits)
+    probe = next(t for t in result["tests"] if t["test_id"] == "test_probe")
+    assert "`double` is not defined in your submission" in probe["output"], probe["output"]
+    assert result["status"] == "graded" and "probe_errors" not in result
 
 
 # --- hidden material stays hidden ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from .extract import display_name, submission_sha256
 from .runner import Suite, grade_submission
 
-SUMMARY_FIELDS = ["stem", "score", "max_score", "status", "execution_time", "submission"]
+SUMMARY_FIELDS = ["stem", "score", "max_score", "status", "execution_time", "review", "submission"]
 
 
 def safe_stem(path: Path) -> str:
@@ -115,6 +115,7 @@ def grade_many(suite: Suite, submissions: list[Path], out_dir: Path, workers: in
 def _row(stem: str, sub: Path, result: dict) -> dict:
     return {"stem": stem, "score": result.get("score", 0.0), "max_score": result.get("max_score", 0.0),
             "status": str(result.get("status", "graded")), "execution_time": result.get("execution_time", 0.0),
+            "review": " ".join(f"probe-error:{t}" for t in result.get("probe_errors", [])),
             "submission": os.fsencode(str(sub)).decode("utf-8", "backslashreplace")}
 
 

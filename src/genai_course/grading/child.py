@@ -44,7 +44,11 @@ def _origin(exc: BaseException) -> str:
     return "probe" if PROBES_FILE in files else "student"
 
 
-def _error(exc: BaseException, kind: str = "exception") -> dict:
+def _error(exc: BaseException, kind: str = "exception", submission=None) -> dict:
+    if kind == "exception" and submission is not None and isinstance(exc, AttributeError) \
+            and getattr(exc, "obj", None) is submission:
+        return {"ok": False, "error": {"kind": "missing", "type": "NameError", "message": str(exc.name)[:100],
+                                       "trace": []}}
     if isinstance(exc, SystemExit):
         message = "your code called sys.exit() / raised SystemExit"
     elif isinstance(exc, KeyboardInterrupt):
@@ -96,7 +100,7 @@ def _serve(req_fd: int, reply_fd: int, submission, probes: dict, memory_budget: 
                 raise ValueError(f"unknown op {op!r}")
             del msg
         except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt are student errors too
-            reply(_error(exc))
+            reply(_error(exc, submission=submission))
             continue
         try:
             value = to_plain(result)

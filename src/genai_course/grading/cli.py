@@ -81,6 +81,10 @@ def run_grade(args: argparse.Namespace) -> int:
 
     rows = grade_many(suite, subs, args.out, workers=args.workers, force=args.force, seed=args.seed, progress=show)
     print(f"done: {len(rows)} row(s) in {args.out / 'summary.csv'}")
+    review = [r for r in rows if r.get("review")]
+    if review:
+        print(f"note: {len(review)} submission(s) made a grader probe fail (scored 0 for that test; most often a "
+              "wrong signature or return type, possibly a suite bug): see the 'review' column of summary.csv")
     failed = [r for r in rows if r["status"] == "grader_error"]
     if failed:
         print(f"error: the grader could not grade {len(failed)} submission(s) completely (status grader_error; "

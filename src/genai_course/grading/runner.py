@@ -230,4 +230,6 @@ def grade_submission(path: str | Path, suite: Suite, seed: int = 0, limits: Limi
               "stdout_visibility": "hidden", "status": status, "assignment": suite.assignment, "extra_data": extra}
     if not_graded:
         result["not_graded"] = not_graded
+    if extraction is not None and student.probe_errors:
+        result["probe_errors"] = sorted(set(student.probe_errors))
     return result

@@ -97,6 +97,7 @@ class Student:
         self.startup_seconds = 0.0  # wall time the grader spent starting sandboxes
         self.import_cpu_seconds = 0.0
         self.worker_cpu_seconds = 0.0
+        self.probe_errors: list[str] = []  # tests in which a grader probe raised (listed for review)
         (work_dir / "submission.py").write_text(extraction.source, encoding="utf-8")
 
     # -- what tests use --------------------------------------------------------------------------
@@ -320,9 +321,16 @@ class Student:
             raise StudentError(f"{label} ran out of its memory budget of {budget / 2**20:.0f} MB (an address-space "
                                "limit the grader sets on the process)")
         if err.get("origin") == "probe" and err.get("kind") == "exception":
-            raise GraderProblem(f"the grader's probe `{msg.get('name')}` failed on what your code returned "
-                                f"({str(err.get('type'))[:100]}: {self._scrub(str(err.get('message')))}). If your "
-                                "code follows the docstring, this is a grader problem: contact the course staff")
+            # Raised by the grader's own probe code, not in a frame of the student's: most often it could
+            # not use what the student's code returned or how it is called (a wrong type or signature),
+            # but it may be a grader bug -- say so, and list it for the staff to review.
+            self.probe_errors.append(self.test_name)
+            raise StudentError(f"the grader's probe `{msg.get('name')}` failed on what your code returned or how "
+                               f"it is called ({str(err.get('type'))[:100]}: {self._scrub(str(err.get('message')))}). "
+                               "Check the signature and return type against the stub; if they match, this is a "
+                               "grader problem: contact the course staff")
+        if err.get("origin") == "grader":
+            raise GraderProblem(f"the grader failed to read the result ({str(err.get('type'))[:100]})")
         raise StudentError(self._format_error(err, label))
 
     def _scrub(self, text: str) -> str:
