@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from genai_course.grading import (Checks, Fail, StudentError, expect, expect_close, expect_equal, expect_shape,
                                   expect_type, graded, reference)
+from genai_course.grading.weights import expect_loaded, random_state
 
 ref = reference("hw0")
 
@@ -32,36 +33,8 @@ def test_accuracy(student):
     return checks
 
 
-def _leaves(model):
-    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
-    parameter counts once (the probe's load_reference matches the same list)."""
-    seen, out = set(), []
-    for path, m in model.named_modules():
-        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
-        seen.update(id(p) for p in params.values())
-        if params:
-            out.append((path, params))
-    return out
-
-
-def _random_state(model, g):
-    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
-    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
-    with torch.no_grad():
-        for _, params in _leaves(model):
-            for name, p in params.items():
-                if p.dim() == 1:
-                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-                else:
-                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
-    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
-
-
 def _expect_loaded(got, what):
-    expect(not got["missing"] and not got["extra"], what,
-           "could not load the reference's weights: "
-           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
-           hint="build exactly the layers the docstring lists (types, shapes, biases)")
+    expect_loaded(got, what, hint="build exactly the layers the docstring lists (types, shapes, biases)")
 
 
 def _module_checks(student, cls, configs, input_shape_of, hint):
@@ -83,7 +56,7 @@ def _module_checks(student, cls, configs, input_shape_of, hint):
                          f"parameter shapes of {label}")
         with checks.case(f"{label} with the reference's weights"):
             model = getattr(ref, cls)(**kwargs).eval()
-            state = _random_state(model, g)
+            state = random_state(model, g)
             got = student.probe("module_outputs", cls=cls, kwargs=kwargs, state=state, x=x)
             expect("absent" not in got, label, got.get("absent", ""))
             what = f"{label} with the reference's weights on input of shape {tuple(x.shape)} (eval mode)"

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from genai_course.grading import Checks, Fail, StudentError, expect, expect_close, expect_equal, expect_shape, graded, reference
+from genai_course.grading.weights import expect_loaded, random_state
 
 ref = reference("hw0")
 
@@ -75,36 +76,8 @@ def test_pad_batch(student):
     return checks
 
 
-def _leaves(model):
-    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
-    parameter counts once (the probe's load_reference matches the same list)."""
-    seen, out = set(), []
-    for path, m in model.named_modules():
-        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
-        seen.update(id(p) for p in params.values())
-        if params:
-            out.append((path, params))
-    return out
-
-
-def _random_state(model, g):
-    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
-    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
-    with torch.no_grad():
-        for _, params in _leaves(model):
-            for name, p in params.items():
-                if p.dim() == 1:
-                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-                else:
-                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
-    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
-
-
 def _expect_loaded(got, what):
-    expect(not got["missing"] and not got["extra"], what,
-           "could not load the reference's weights: "
-           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
-           hint="build exactly the layers the docstring lists (types, shapes, biases)")
+    expect_loaded(got, what, hint="build exactly the layers the docstring lists (types, shapes, biases)")
 
 
 def _reference_weights_case(student, checks, cls, kwargs, ids, g, hint):
@@ -112,7 +85,7 @@ def _reference_weights_case(student, checks, cls, kwargs, ids, g, hint):
     give the reference's logits."""
     with checks.case("the reference's weights give the reference's logits"):
         model = getattr(ref, cls)(**kwargs).eval()
-        state = _random_state(model, g)
+        state = random_state(model, g)
         pad = kwargs.get("pad_id", 0)
         for path, params in state:
             if path == "embed":

@@ -5,6 +5,8 @@ taken in here."""
 import torch
 import torch.nn.functional as F
 
+from genai_course.grading.weights import load_reference
+
 
 def tokenizer_roundtrip(ns, text, probe):
     tok = ns.CharTokenizer(text)
@@ -136,56 +138,6 @@ def training_gate(ns, cfg, train_ids, val_x, steps, batch, lr):
     model.eval()
     with torch.no_grad():
         return model(val_x)
-
-
-# -- loading the reference's weights into the student's modules ----------------------------------
-def _leaves(model):
-    """(path, {name: parameter}) of every module that owns parameters, in registration order; a tied
-    parameter counts once, where it is first met (lm_head shares tok_emb.weight)."""
-    seen, out = set(), []
-    for path, m in model.named_modules():
-        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
-        seen.update(id(p) for p in params.values())
-        if params:
-            out.append((path, params))
-    return out
-
-
-def _signature(params):
-    return tuple(sorted((n, tuple(t.shape)) for n, t in params.items()))
-
-
-def _describe(path, params):
-    return f"{path or '<model>'} ({', '.join(f'{n} {list(s)}' for n, s in _signature(params))})"
-
-
-def load_reference(model, state):
-    """Load the reference's weights `state` ([path, {param: tensor}] per layer) into `model` with
-    load_state_dict. A layer is matched by its path when the names agree, otherwise by its parameter
-    names and shapes in registration order, so names the docstrings leave open (the MLP's layers, the
-    list of blocks) may differ. Returns (missing reference layers, student layers left over)."""
-    mine = _leaves(model)
-    by_path = dict(mine)
-    used, values, pending = set(), {}, []
-    for path, ref_params in state:
-        if path in by_path and _signature(by_path[path]) == _signature(ref_params):
-            used.add(path)
-            values.update({id(by_path[path][n]): t for n, t in ref_params.items()})
-        else:
-            pending.append((path, ref_params))
-    rest = [(p, ps) for p, ps in mine if p not in used]
-    missing = []
-    for path, ref_params in pending:
-        for i, (p, ps) in enumerate(rest):
-            if _signature(ps) == _signature(ref_params):
-                values.update({id(ps[n]): t for n, t in ref_params.items()})
-                del rest[i]
-                break
-        else:
-            missing.append(_describe(path, ref_params))
-    sd = model.state_dict(keep_vars=True)
-    model.load_state_dict({k: values.get(id(v), v.detach()) for k, v in sd.items()})
-    return missing, [_describe(p, ps) for p, ps in rest]
 
 
 def block_outputs(ns, cfg, state, x):

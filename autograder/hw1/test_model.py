@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from genai_course.grading import Checks, expect, expect_close, expect_equal, expect_shape, graded, reference
+from genai_course.grading.weights import expect_loaded, random_state
 
 ref = reference("hw1")
 
@@ -17,36 +18,8 @@ def _weights(g, d_model, n_heads, n_kv):
             "o_proj": torch.randn(d_model, n_heads * hd, generator=g) * 0.2}
 
 
-def _leaves(model):
-    """(path, {name: parameter}) of the modules that own parameters, in registration order; a tied
-    parameter counts once (the probe's load_reference matches the same list)."""
-    seen, out = set(), []
-    for path, m in model.named_modules():
-        params = {n: p for n, p in m.named_parameters(recurse=False) if id(p) not in seen}
-        seen.update(id(p) for p in params.values())
-        if params:
-            out.append((path, params))
-    return out
-
-
-def _random_state(model, g):
-    """Give the reference module random weights (LayerNorm gains near 1, small biases, matrices scaled by
-    1/sqrt(fan-in)) and return them as [path, {param: tensor}] per layer, for the probe to load."""
-    with torch.no_grad():
-        for _, params in _leaves(model):
-            for name, p in params.items():
-                if p.dim() == 1:
-                    p.copy_((1.0 if name.startswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-                else:
-                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
-    return [[path, {n: p.detach().clone() for n, p in params.items()}] for path, params in _leaves(model)]
-
-
 def _expect_loaded(got, what):
-    expect(not got["missing"] and not got["extra"], what,
-           "could not load the reference's weights: "
-           + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
-           hint="build exactly the layers the docstring lists (types, shapes, biases, tied lm_head)")
+    expect_loaded(got, what, hint="build exactly the layers the docstring lists (types, shapes, biases, tied lm_head)")
 
 
 def _expect_joined(got, what):
@@ -134,7 +107,7 @@ def test_transformer_block(student):
         label = f"d_model={cfg['d_model']}, n_heads={cfg['n_heads']}, n_kv_heads={cfg['n_kv_heads']}, window={cfg['window']}"
         with checks.case(label):
             block = ref.TransformerBlock(ref.LMConfig(**cfg)).eval()
-            state = _random_state(block, g)
+            state = random_state(block, g)
             x = torch.randn(2, T, cfg["d_model"], generator=g)
             got = student.probe("block_outputs", cfg=cfg, state=state, x=x)
             what = f"TransformerBlock({label}) with the reference's weights on x of shape {tuple(x.shape)}"
@@ -168,7 +141,7 @@ def test_language_model(student):
         _expect_joined(got, "logits computed through the cache")
         expect_close(got["cached"], got["logits"], "logits computed through the cache vs all at once", atol=1e-4)
     model = ref.TransformerLM(ref.LMConfig(**CFG)).eval()
-    state = _random_state(model, g)
+    state = random_state(model, g)
     with torch.no_grad():
         expected = model(idx)
     loaded = student.probe("lm_forward", cfg=CFG, state=state, idx=idx, prefix=5)
