@@ -31,13 +31,7 @@ def module_outputs(ns, cls, kwargs, state, x):
 
 def text_model_loaded(ns, cls, kwargs, state, ids):
     """ns.<cls>(**kwargs) with the reference's weights loaded, in eval mode, on one id batch."""
-    if _absent(ns, cls):
-        return {"absent": _absent(ns, cls)}
-    model = getattr(ns, cls)(**kwargs)
-    missing, extra = load_reference(model, state)
-    model.eval()
-    with torch.no_grad():
-        return {"out": model(ids), "missing": missing, "extra": extra}
+    return module_outputs(ns, cls, kwargs, state, ids)
 
 
 def module_summary(ns, cls, kwargs, x):
