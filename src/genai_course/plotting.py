@@ -46,6 +46,34 @@ def image_grid(images: torch.Tensor | np.ndarray, titles: Sequence[str] | None =
     return _finish(fig, path)
 
 
+def image_rows(rows: Mapping[str, torch.Tensor], vmin: float = -1.0, vmax: float = 1.0, scale: float = 1.0,
+               title: str | None = None, path=None):
+    """Named rows of grey-scale images side by side, e.g. ``{"masked": ..., "GAN": ..., "diffusion": ...}``:
+    each value is ``(N, 1, H, W)`` or ``(N, H, W)``; all share one grey range ``[vmin, vmax]`` (default
+    [-1, 1], the range HW2's networks work in), so rows can be compared pixel for pixel."""
+    rows = {k: torch.as_tensor(v).detach().cpu().float() for k, v in rows.items()}
+    for k, v in rows.items():
+        if v.ndim == 4 and v.shape[1] == 1:
+            rows[k] = v[:, 0]
+        elif v.ndim != 3:
+            raise ValueError(f"image_rows: row {k!r} must be (N, 1, H, W) or (N, H, W), got {tuple(v.shape)}")
+    ncols = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(scale * ncols + 1.2, scale * len(rows)), squeeze=False)
+    for r, (name, imgs) in enumerate(rows.items()):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(imgs):
+                ax.imshow(imgs[c].numpy(), cmap="gray", vmin=vmin, vmax=vmax)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
 def loss_curves(curves: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel: str = "loss",
                 title: str | None = None, logy: bool = False, path=None):
     """Plot named curves, e.g. ``{"train": [...], "val": [...]}``, on one axis."""

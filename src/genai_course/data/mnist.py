@@ -50,4 +50,12 @@ def load_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-__all__ = ["load_mnist", "prepare", "SPLITS", "DataError", "SOURCES"]
+def load_mnist32(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """One MNIST split padded to 32x32 (2 background pixels on each side) and scaled to [-1, 1]:
+    the form the image-generation networks of HW2 want (powers of two). Returns float32
+    ``(N, 1, 32, 32)`` images and int64 ``(N,)`` labels."""
+    images, labels = load_mnist(split)
+    return torch.nn.functional.pad(images * 2 - 1, (2, 2, 2, 2), value=-1.0), labels
+
+
+__all__ = ["load_mnist", "load_mnist32", "prepare", "SPLITS", "DataError", "SOURCES"]
