@@ -22,6 +22,10 @@ PARTS = {
     "hw1": {"test_tokenizer": "1", "test_mask": "2.1", "test_dense_attention": "2.2", "test_banded_equals_dense": "2.3",
             "test_banded_memory": "2.3", "test_rope": "3", "test_attention_layer": "4", "test_rolling_cache": "4",
             "test_transformer_block": "5", "test_language_model": "5", "test_lm_loss": "5", "test_generate": "6", "test_training_gate": "7"},
+    "hw2": {"test_compose": "A.1", "test_discriminator": "A.2", "test_generator": "A.3", "test_discriminator_loss": "A.4",
+            "test_generator_loss": "A.4", "test_gan_train_step": "A.5", "test_schedules": "B.1",
+            "test_diffusion_schedule": "B.2", "test_q_sample": "B.3", "test_p_losses": "B.3", "test_p_sample": "B.4",
+            "test_p_sample_loop": "B.4", "test_ddim_step": "B.5", "test_ddim_sample": "B.5", "test_repaint": "B.6"},
 }
 HEADING = re.compile(r"^#+\s+((?:[A-Z]\.)?\d+(?:\.\d+)*)\.?\s+(.*)$")
 POINTS = re.compile(r"(\d+) points?\b")

@@ -27,6 +27,14 @@ PLANTED = {
     "bag_mean_over_pads": ("hw0", [("return self.out(summed / mask.sum(dim=1).clamp(min=1.0))",
                                     "return self.out(self.embed(ids).mean(dim=1))")],
                            "averaged over all L positions, pads included"),
+    "hole_mse_over_all_pixels": ("hw2", [("    rec = (hole * (fake - real) ** 2).sum() / hole.sum().clamp_min(1)\n",
+                                          "    rec = (hole * (fake - real) ** 2).mean()\n")],
+                                 "the MSE is averaged over all pixels"),
+    "generator_sees_missing_pixels": ("hw2", [("torch.cat([image * mask, mask], dim=1)", "torch.cat([image, mask], dim=1)")],
+                                      "the missing pixels leak in"),
+    "p_sample_beta_variance": ("hw2", [("    return mean + sched.posterior_variance[t].sqrt() * noise\n",
+                                        "    return mean + sched.betas[t].sqrt() * noise\n")],
+                               "the noise is scaled by sqrt(beta_t)"),
     "vocab_ties_by_appearance": ("hw0", [("key=lambda kv: (-kv[1], kv[0])", "key=lambda kv: -kv[1]")],
                                  "ties are not broken alphabetically"),
 }
@@ -58,7 +66,7 @@ def test_diagnose_matches_values_and_containers():
     assert diagnose(torch.tensor([float("nan")]), {"nan rows": torch.tensor([float("nan")])}).endswith("nan rows")
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2"])
 def test_valid_variants_pass_every_public_check(assignment, tmp_path):
     """A correct submission written differently from the solution (the VALID_VARIANTS of the hidden
     suite's fixtures) must not fail a public check: the checks diagnose, they never demand the

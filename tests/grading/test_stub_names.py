@@ -44,6 +44,10 @@ def samples(assignment: str) -> dict[str, object]:
         boe = ref.BagOfEmbeddings(20, 8, 2)
         return {"boe": boe, "_boe": boe, "mlp": ref.MLPClassifier(), "cnn": ref.CNNClassifier(),
                 "textcnn": ref.TextCNN(20, 8, 2), "gru": ref.GRUClassifier(20, 8, 6, 2)}
+    if assignment == "hw2":
+        G, D = ref.InpaintGenerator(8), ref.Discriminator(8)
+        sched = ref.DiffusionSchedule(ref.cosine_beta_schedule(10))
+        return {"G": G, "_G": G, "D": D, "_D": D, "sched": sched, "_s": sched, "toy_sched": sched}
     model = ref.TransformerLM(ref.LMConfig(vocab_size=20, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, window=4))
     return {"model": model, "_lm": model, "attn": model.blocks[0].attn, "_att": model.blocks[0].attn,
             "c": model.new_cache(1)[0], "_cache": model.new_cache(1)[0], "tokenizer": ref.CharTokenizer("ab")}
@@ -86,6 +90,8 @@ def notebook_accesses(assignment: str, classes: dict) -> dict:
 def checkpoint_names(assignment: str, classes: dict) -> dict:
     """(class, relative module path) that each key of the shipped checkpoint (if any) goes through:
     blocks.0.mlp.2.weight needs "blocks" in TransformerLM's stub and "mlp.2" in TransformerBlock's."""
+    if assignment == "hw2":
+        return gan_checkpoint_names(classes)
     path = ROOT / "data" / "checkpoints" / f"{assignment}_charlm.safetensors"
     if not path.exists():
         return {}
@@ -108,6 +114,24 @@ def checkpoint_names(assignment: str, classes: dict) -> dict:
     return found
 
 
+def gan_checkpoint_names(classes: dict) -> dict:
+    """HW2's GAN checkpoint: keys G.<path> belong to InpaintGenerator, D.<path> to Discriminator; each
+    key's first component (enc1, net, ...) must be named in that class's stub."""
+    path = ROOT / "data" / "checkpoints" / "hw2_gan.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    owner = {"G": "InpaintGenerator", "D": "Discriminator"}
+    found = {}
+    for key in keys:
+        net, first = key.split(".")[:2]
+        found.setdefault((owner[net], first), f"checkpoint key {key}")
+    ref = reference("hw2")
+    for net, cls in owner.items():
+        expected = set(getattr(ref, cls)().state_dict())
+        assert {k[2:] for k in keys if k.startswith(net + ".")} == expected, f"the checkpoint's {cls} keys differ"
+    return found
+
+
 def probe_names(assignment: str, classes: dict) -> dict:
     """(class, attribute) that the hidden and public probes read by name (attribute or getattr string)."""
     instances = [o for o in samples(assignment).values()]
@@ -125,7 +149,7 @@ def probe_names(assignment: str, classes: dict) -> dict:
     return found
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2"])
 def test_stubs_state_every_name_the_course_reads(assignment):
     classes = stubs(assignment)
     needed = {**probe_names(assignment, classes), **checkpoint_names(assignment, classes),

@@ -80,3 +80,41 @@ def expect_loaded(got: dict, what: str, hint: str = "build exactly the layers th
            "could not load the reference's weights: "
            + "; ".join([f"no layer like {m}" for m in got["missing"][:3]] + [f"unexpected layer {e}" for e in got["extra"][:3]]),
            hint=hint)
+
+
+class StandInDenoiser(torch.nn.Module):
+    """A fixed, cheap stand-in for a trained noise-prediction network, ``eps(x_t, t)``: a 3x3 convolution
+    with the given weight squashed by tanh and scaled by ``gain``, plus a term that depends on the
+    timestep. Suites build it in the parent and probes build the same one in the sandbox from the same
+    tensor, so a sampler is compared step by step with the reference: passing the wrong timestep, using
+    the wrong constants or calling the network in another order changes the numbers. ``t`` may be a
+    (B,) tensor, a 0-d tensor or an int."""
+
+    def __init__(self, weight: torch.Tensor, gain: float = 1.0):
+        super().__init__()
+        self.register_buffer("weight", weight.detach().clone())
+        self.gain = float(gain)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device).to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+        h = torch.nn.functional.conv2d(x, self.weight.to(x.dtype), padding=self.weight.shape[-1] // 2)
+        return self.gain * torch.tanh(h) + 0.3 * torch.sin(0.37 * t + 0.5)
+
+
+class PointMassDenoiser(StandInDenoiser):
+    """The ideal noise predictor for data that is always the constant image ``center`` (|center| <= 0.5),
+    ``(x - sqrt(abar_t) c) / sqrt(1 - abar_t)``, plus a small x-dependent perturbation scaled by
+    ``sqrt(abar_t)``. Its x0 estimate ``c - sqrt(1 - abar_t) * perturbation`` stays inside [-1, 1], so
+    clipping never acts, and samplers that agree mathematically without clipping (DDIM with eta = 1
+    over every step, and DDPM) must agree numerically."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor, center: float, weight: torch.Tensor, gain: float = 0.4):
+        super().__init__(weight, gain)
+        self.register_buffer("abar", torch.as_tensor(alphas_cumprod, dtype=torch.float32).detach().clone())
+        self.center = float(center)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device).long().reshape(-1)
+        a = self.abar.to(x.device)[t].reshape(-1, *([1] * (x.dim() - 1)))
+        h = torch.nn.functional.conv2d(x, self.weight.to(x.dtype), padding=self.weight.shape[-1] // 2)
+        return (x - a.sqrt() * self.center) / (1 - a).sqrt() + a.sqrt() * self.gain * torch.tanh(h)
