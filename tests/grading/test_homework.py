@@ -28,6 +28,7 @@ from genai_course.grading.sandbox import SLOW_START_ENV, Limits, _own_cgroups, _
 ROOT = course_root()
 HOMEWORK = [a for a in master_assignments() if a in assignments()]
 SLOW_START = "20"
+LOAD_EVERY = 4  # under load, grade every 4th planted bug / variant again (with the solution and the release)
 
 
 @contextlib.contextmanager
@@ -102,12 +103,23 @@ def _grade_cli(assignment: str, paths: list, out, workers: int, capsys) -> dict[
     return {stem: json.loads((out / stem / "results.json").read_text()) for stem in rows}
 
 
+def under_load(names: list[str], every: int = LOAD_EVERY) -> list[str]:
+    """The submissions graded a second time under load: the solution, the release, and every
+    ``every``-th of the others in their listed order (so planted bugs of every part of a homework are
+    among them, and the sample is the same on every run)."""
+    fixed = [n for n in names if n in ("solution", "release")]
+    return fixed + [n for n in names if n not in fixed][::every]
+
+
 @pytest.mark.parametrize("assignment", HOMEWORK)
 def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(assignment, tmp_path, capsys):
     """The solution, the release, every planted bug and every valid variant, graded through the real
-    command twice: idle with 2 workers, then slowed and busy with 4. The solution and each variant
-    score full marks, the release 0, each planted bug loses points in exactly the tests that cover it;
-    and every score under load is exactly the idle one."""
+    command while the machine is idle (2 workers): the solution and each variant score full marks, the
+    release 0, each planted bug loses points in exactly the tests that cover it. Then the solution, the
+    release and an evenly spread sample of the others (``under_load``) are graded again, slowed and busy
+    with 4 workers, and every score under load must be exactly the idle one. (Grading every planted bug
+    twice cost more CI time than the course's five homework leave; the load-independence it checks is a
+    property of the grader, which the sample exercises on every kind of test.)"""
     fixtures = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants")
     suite = hidden_suite(assignment)
     source = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
@@ -133,18 +145,23 @@ def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(ass
     losers["solution"] = set()
     losers["release"] = {t.name for t in suite.tests}
     idle = _grade_cli(assignment, paths, tmp_path / "idle", 2, capsys)
+    loaded = under_load(list(losers))
     with slow_busy_machine():
-        slow = _grade_cli(assignment, paths, tmp_path / "slow", 4, capsys)
-    assert set(idle) == set(slow) == set(losers)
+        slow = _grade_cli(assignment, [p for p in paths if p.stem in loaded], tmp_path / "slow", 4, capsys)
+    assert set(idle) == set(losers) and set(slow) == set(loaded)
     problems = []
     for name, lost_expected in losers.items():
-        for label, result in (("idle", idle[name]), ("slow", slow[name])):
+        for label, result in (("idle", idle[name]), ("slow", slow.get(name))):
+            if result is None:
+                continue
             lost = {t["test_id"]: t["output"][:300] for t in result["tests"] if t["score"] < t["max_score"]}
             if set(lost) != lost_expected:
                 problems.append(f"{name} ({label}): lost points in {sorted(lost)}, expected exactly "
                                 f"{sorted(lost_expected)}: {lost}")
             if result["status"] != "graded":
                 problems.append(f"{name} ({label}): status {result['status']}: {result['output'][:300]}")
+        if name not in slow:
+            continue
         by_test = lambda r: {t["test_id"]: t["score"] for t in r["tests"]}  # noqa: E731
         if by_test(slow[name]) != by_test(idle[name]):
             problems.append(f"{name}: scores under load {by_test(slow[name])} != idle {by_test(idle[name])}")
