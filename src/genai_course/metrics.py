@@ -26,7 +26,7 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
         raise ValueError("frechet_distance: each set needs at least 2 feature vectors")
     a, b = feats_a.double(), feats_b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))  # D = 1 gives a 0-d cov
     # tr((S_a S_b)^(1/2)) = tr((S_a^(1/2) S_b S_a^(1/2))^(1/2)), a symmetric PSD matrix: eigh is stable.
     root_a = _sqrtm_psd(cov_a)
     cross = _sqrtm_psd(root_a @ cov_b @ root_a)
