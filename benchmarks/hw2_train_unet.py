@@ -34,6 +34,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--device", default="cpu", help="cpu (the shipped run), cuda, or auto")
+    p.add_argument("--base", type=int, default=32, help="TimeUNet width of the first level")
+    p.add_argument("--mults", default="1,2,2", help="TimeUNet channel multipliers, comma-separated")
+    p.add_argument("--patch", type=int, default=2, help="TimeUNet pixel folding (2: the network works at 16x16)")
+    p.add_argument("--skip", default="add", choices=("cat", "add"))
     p.add_argument("--init", type=Path, default=None,
                    help="continue from this checkpoint (its weights start both the model and the EMA; the "
                         "recorded time, steps and history add up)")
@@ -44,10 +48,12 @@ def main() -> None:
     device = gc.get_device() if a.device == "auto" else torch.device(a.device)
     x, _ = gc.data.load_mnist32("train")
     sched = ref.DiffusionSchedule(ref.cosine_beta_schedule(a.T)).to(device)
-    model = gc.models.TimeUNet().to(device)
+    model = gc.models.TimeUNet(base=a.base, mults=tuple(int(m) for m in a.mults.split(",")), patch=a.patch,
+                               skip=a.skip).to(device)
     before = {"train_seconds": 0.0, "steps": 0, "history": {"steps": [], "loss": []}, "command": ""}
-    if a.init:
-        _, before = gc.load_checkpoint(a.init, model)
+    if a.init:  # the architecture is the checkpoint's own (--base/--mults/--patch/--skip are ignored)
+        model, before = gc.models.load_time_unet(a.init, device)
+        model.train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     n_params = sum(q.numel() for q in model.parameters())

@@ -66,6 +66,23 @@ def test_time_unet_shapes_timesteps_and_errors():
     assert all(p.grad is not None for p in net.parameters())
 
 
+def test_time_unet_skip_kinds():
+    torch.manual_seed(0)
+    cat, add = models.TimeUNet(base=16, skip="cat").eval(), models.TimeUNet(base=16, skip="add").eval()
+    assert sum(p.numel() for p in add.parameters()) < sum(p.numel() for p in cat.parameters())
+    assert add.config["skip"] == "add" and cat.config["skip"] == "cat"
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        out = add(x, torch.tensor([3, 3]))
+        assert out.shape == x.shape
+        # the skips matter: zeroing the top level's block output changes the prediction
+        add.down[0].conv2.weight.data.zero_()
+        add.down[0].conv2.bias.data.zero_()
+        assert not torch.allclose(add(x, torch.tensor([3, 3])), out)
+    with pytest.raises(ValueError, match="skip must be 'cat' or 'add'"):
+        models.TimeUNet(skip="sum")
+
+
 def test_shipped_unet_loads_and_predicts_noise_better_than_zero():
     unet, meta = models.load_time_unet()
     assert meta["T"] == 200 and meta["schedule"] == "cosine"

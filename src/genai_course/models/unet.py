@@ -7,7 +7,8 @@ was trained by ``benchmarks/hw2_train_unet.py`` on MNIST padded to 32x32 and sca
 Design, chosen for speed on two CPU cores: the image is first folded 2x2 into channels
 (``pixel_unshuffle``: 1x32x32 -> 4x16x16), so the network works at 16, 8 and 4 pixels; each level
 has one residual block (GroupNorm -> SiLU -> 3x3 conv, twice, with the time embedding added in
-between); the skip connections are concatenated on the way up; a last 3x3 conv and
+between); the skip connections are concatenated on the way up (``skip="cat"``, the classic U-Net) or
+added to each level's output (``skip="add"``, cheaper); a last 3x3 conv and
 ``pixel_shuffle`` unfold the result to the input's shape. The timestep enters as a sinusoidal
 embedding (Vaswani et al., 2017; Ho et al., 2020) followed by a two-layer MLP.
 """
@@ -60,13 +61,18 @@ class TimeUNet(nn.Module):
         mults: channel multipliers, one per resolution level.
         time_dim: size of the timestep embedding.
         patch: fold ``patch x patch`` pixels into channels first (1 = no folding).
+        skip: ``"cat"`` concatenates each level's skip before its up block; ``"add"`` adds it to the up
+            block's output (same width), which saves the wider convolutions.
     """
 
     def __init__(self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2), time_dim: int = 128,
-                 patch: int = 2):
+                 patch: int = 2, skip: str = "cat"):
         super().__init__()
-        self.config = {"channels": channels, "base": base, "mults": list(mults), "time_dim": time_dim, "patch": patch}
-        self.patch, self.time_dim = patch, time_dim
+        if skip not in ("cat", "add"):
+            raise ValueError(f"TimeUNet: skip must be 'cat' or 'add', got {skip!r}")
+        self.config = {"channels": channels, "base": base, "mults": list(mults), "time_dim": time_dim, "patch": patch,
+                       "skip": skip}
+        self.patch, self.time_dim, self.skip = patch, time_dim, skip
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.inc = nn.Conv2d(channels * patch * patch, base, 3, padding=1)
         widths = [base * m for m in mults]
@@ -80,7 +86,7 @@ class TimeUNet(nn.Module):
         self.mid = ResBlock(c, c, time_dim)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(len(widths))):
-            self.up.append(ResBlock(c + widths[i], widths[i], time_dim))
+            self.up.append(ResBlock(c + widths[i] if skip == "cat" else c, widths[i], time_dim))
             c = widths[i]
             self.upsample.append(nn.Upsample(scale_factor=2, mode="nearest") if i > 0 else nn.Identity())
         self.out = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv2d(c, channels * patch * patch, 3, padding=1))
@@ -107,7 +113,10 @@ class TimeUNet(nn.Module):
             h = down(h)
         h = self.mid(h, emb)
         for block, up in zip(self.up, self.upsample):
-            h = up(block(torch.cat([h, skips.pop()], dim=1), emb))
+            if self.skip == "cat":
+                h = up(block(torch.cat([h, skips.pop()], dim=1), emb))
+            else:
+                h = up(block(h, emb) + skips.pop())
         h = self.out(h)
         return F.pixel_shuffle(h, self.patch) if self.patch > 1 else h
 
