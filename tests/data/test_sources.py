@@ -18,7 +18,8 @@ REAL_CACHE = sources.data_dir()  # read before any test points $GENAI_COURSE_DAT
 
 
 def test_manifest_is_complete_and_pinned():
-    assert set(sources.DATASETS) == {"mnist", "shakespeare", "sentiment"}
+    assert set(sources.DATASETS) == {"mnist", "shakespeare", "sentiment", "smollm2", "chat_chatterbot", "chat_chitchat",
+                                     "humaneval"}
     for ds in sources.DATASETS.values():
         assert ds.source in sources.SOURCES, f"{ds.name}: unknown source {ds.source}"
         assert HEX64.match(ds.sha256), f"{ds.name}: artifact sha256 is not pinned"
@@ -77,6 +78,12 @@ def test_prepare_is_idempotent_and_reproducible(scratch_data_dir: Path):
     path.unlink()
     prepare_dataset("sentiment")
     assert sources.sha256_file(path) == sources.DATASETS["sentiment"].sha256
+
+
+@pytest.mark.parametrize("name", ["chat_chatterbot", "chat_chitchat", "humaneval"])
+def test_hw3_text_datasets_are_reproducible(scratch_data_dir: Path, name: str):
+    path, action = prepare_dataset(name)  # checks the manifest's sha256 of the freshly made file
+    assert action == "prepared" and sources.sha256_file(path) == sources.DATASETS[name].sha256
 
 
 def test_corrupt_archive_is_refetched_or_reported(scratch_data_dir: Path, monkeypatch):

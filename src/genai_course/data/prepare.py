@@ -7,13 +7,17 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from . import mnist, sentiment, shakespeare
+from . import chat, mnist, sentiment, shakespeare, smollm
 from .sources import DATASETS, SOURCES, DataError, artifact_path, data_dir, fetch_source, sha256_file, verify_file
 
 PREPARERS: dict[str, Callable[[Path, Path], None]] = {
     "mnist": mnist.prepare,
     "shakespeare": shakespeare.prepare,
     "sentiment": sentiment.prepare,
+    "smollm2": smollm.prepare,
+    "chat_chatterbot": chat.prepare_chatterbot,
+    "chat_chitchat": chat.prepare_chitchat,
+    "humaneval": chat.prepare_humaneval,
 }
 
 

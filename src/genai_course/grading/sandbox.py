@@ -511,3 +511,102 @@ def uids(pid: int) -> list[int] | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+# --- one-shot programs (HW3's pass@1: code a language model wrote) ----------------------------------------
+
+@dataclass
+class RunResult:
+    """What one program did, observed from outside: ``status`` is "passed" (exit status 0), "failed"
+    (another exit status: an assertion, an exception, ``sys.exit(1)``), or "timeout" (its CPU or wall
+    time ran out; it was killed). ``output`` is the tail of its stdout+stderr."""
+    status: str
+    returncode: int | None
+    seconds: float
+    output: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def run_python(source: str, timeout: float = 5.0, memory_bytes: int = 1 << 30, output_bytes: int = 1 << 20) -> RunResult:
+    """Run ``source`` as a Python program in a throw-away sandbox and report what happened.
+
+    The same isolation as the grader's (bubblewrap when it works here: no network, a private /tmp, a
+    read-only filesystem of the system and the Python installation only, the user ``nobody`` when run
+    as root), and limits set from outside: ``timeout`` CPU seconds (RLIMIT_CPU; the wall-clock guard is
+    4x that + 10 s, so a busy machine does not turn a correct program into a timeout), address space,
+    output size, open files and processes. The program's exit status decides: it never reports on itself.
+    Without bwrap it runs in a plain subprocess with the same limits and a warning.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"run_python: source must be a str of Python code, got {type(source).__name__}")
+    if timeout <= 0:
+        raise ValueError(f"run_python: timeout must be > 0 seconds, got {timeout}")
+    import tempfile
+
+    limits = Limits()
+    cpu = max(1, int(-(-timeout // 1)))  # RLIMIT_CPU counts whole seconds
+    wall = limits.wall_guard(timeout)
+    mode = bwrap_mode()
+    user = _sandbox_user() if mode == "root" else None
+    with tempfile.TemporaryDirectory(prefix="genai-run-") as tmp:
+        prog = Path(tmp) / "program.py"
+        prog.write_text(source, encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        prog.chmod(0o644)
+        drop = f"os.setgroups([]); os.setgid({user[1]}); os.setuid({user[0]}); " if user else ""
+        runner = (f"import os, sys, runpy; {drop}sys.argv = ['program.py']; sys.path[0:0] = ['/tmp'];"
+                  f"runpy.run_path({'/program/program.py' if mode else str(prog)!r}, run_name='__main__')")
+        child = [sys.executable, "-I", "-c", runner]
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
+        if mode:
+            argv = [bwrap_path(), "--perms", "1777", "--tmpfs", "/tmp", *_ro_binds([(tmp, "/program")]),
+                    "--proc", "/proc", "--dev", "/dev", *_bwrap_isolation(), "--die-with-parent", "--new-session",
+                    "--chdir", "/tmp", "--", *child]
+        else:
+            warnings.warn("bubblewrap (bwrap) is not available: the program runs in a plain subprocess WITHOUT "
+                          "filesystem or network isolation. Install bubblewrap.", RuntimeWarning, stacklevel=2)
+            argv = child
+
+        def preexec() -> None:
+            os.setsid()
+            for res, value in ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_FSIZE, output_bytes),
+                               (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0)):
+                resource.setrlimit(res, (value, value))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU at `cpu` s, SIGKILL a second later
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+
+        out_path = Path(tmp) / "output.txt"
+        start = time.perf_counter()
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    preexec_fn=preexec, cwd=tmp if not mode else None)
+            timed_out = False
+            try:
+                proc.wait(timeout=wall)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                for p in descendants(proc.pid):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        seconds = time.perf_counter() - start
+        with open(out_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4000))
+            output = f.read().decode("utf-8", "replace")
+    rc = proc.returncode
+    # Killed by its CPU limit: the signal, or bwrap's 128 + signal for it.
+    if timed_out or rc in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL):
+        return RunResult("timeout", None if timed_out else rc, seconds, output)
+    return RunResult("passed" if rc == 0 else "failed", rc, seconds, output)

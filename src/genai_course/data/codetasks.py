@@ -1,0 +1,245 @@
+"""Small programming problems with unit tests, made by the project (HW3's code adapter and its evaluation).
+
+A problem is a chain of one to three *operations* on a value -- an integer, a string, or a list of
+integers -- such as "reverse it", "keep the even numbers", "add 3 to every element". Each operation
+has Python code, a reference function, and two wordings: the one used in training problems and a
+paraphrase used only in held-out problems. ``code_tasks(split, n)`` builds problems deterministically:
+
+* ``"train"``: chains of 1-2 operations drawn from the *training* operations, worded with the
+  training templates, with descriptive function names (``apply_reverse_str_then_upper``); each comes with its
+  reference solution (the fine-tuning target).
+* ``"val"`` / ``"test"``: chains of exactly 3 operations, each containing at least one operation that
+  never appears in training (``HELD_OUT_OPS``), worded with a template and paraphrases that training
+  never uses, with neutral function names (``solve_17``). Each has 3-5 ``assert`` tests computed by the
+  reference functions on seeded inputs. ``val`` and ``test`` are disjoint from each other.
+
+Every problem is a dict: ``task_id``, ``prompt`` (the request to the model), ``entry_point`` (the
+function name), ``tests`` (list of ``assert ...`` lines), ``solution`` (reference code).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+INT, STR, LIST = "int", "str", "list"
+TYPE_WORDS = {INT: "an integer", STR: "a string", LIST: "a list of integers"}
+TYPE_WORDS_TEST = {INT: "a whole number", STR: "some text (a str)", LIST: "a list of whole numbers"}
+
+
+@dataclass(frozen=True)
+class Op:
+    key: str
+    src: str  # input type
+    dst: str  # output type
+    code: str  # an expression in x
+    train: str  # wording in training problems ("reverses it")
+    test: str  # paraphrase in held-out problems ("turns it back to front")
+    fn: Callable
+
+
+def _digits(x: int) -> list[int]:
+    return [int(c) for c in str(abs(x))]
+
+
+def _dedupe(x: list[int]) -> list[int]:
+    seen, out = set(), []
+    for v in x:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _cumsum(x: list[int]) -> list[int]:
+    out, total = [], 0
+    for v in x:
+        total += v
+        out.append(total)
+    return out
+
+
+OPS: tuple[Op, ...] = (
+    # integers
+    Op("double", INT, INT, "x * 2", "multiplies it by 2", "makes it twice as large", lambda x: x * 2),
+    Op("square", INT, INT, "x * x", "squares it", "multiplies it by itself", lambda x: x * x),
+    Op("add3", INT, INT, "x + 3", "adds 3 to it", "increases it by three", lambda x: x + 3),
+    Op("negate", INT, INT, "-x", "negates it", "flips its sign", lambda x: -x),
+    Op("abs", INT, INT, "abs(x)", "takes its absolute value", "drops its minus sign, if any", abs),
+    Op("half", INT, INT, "x // 2", "divides it by 2 with floor division", "halves it, rounding down", lambda x: x // 2),
+    Op("mod7", INT, INT, "x % 7", "takes the remainder after dividing by 7", "reduces it modulo seven", lambda x: x % 7),
+    Op("digit_sum", INT, INT, "sum(int(c) for c in str(abs(x)))", "sums its decimal digits",
+       "adds up the digits of its absolute value", lambda x: sum(_digits(x))),
+    Op("to_str", INT, STR, "str(x)", "converts it to a string", "writes it out as text", str),
+    Op("digits", INT, LIST, "[int(c) for c in str(abs(x))]", "lists its decimal digits",
+       "splits its absolute value into a list of single digits", _digits),
+    # strings
+    Op("reverse_str", STR, STR, "x[::-1]", "reverses it", "turns it back to front", lambda x: x[::-1]),
+    Op("upper", STR, STR, "x.upper()", "converts it to upper case", "capitalises every letter", str.upper),
+    Op("lower", STR, STR, "x.lower()", "converts it to lower case", "puts every letter in small case", str.lower),
+    Op("no_spaces", STR, STR, "x.replace(' ', '')", "removes all spaces", "deletes every blank character ' '",
+       lambda x: x.replace(" ", "")),
+    Op("underscores", STR, STR, "x.replace(' ', '_')", "replaces spaces with underscores",
+       "swaps each ' ' for '_'", lambda x: x.replace(" ", "_")),
+    Op("swapcase", STR, STR, "x.swapcase()", "swaps the case of every letter",
+       "makes capitals small and small letters capitals", str.swapcase),
+    Op("no_vowels", STR, STR, "''.join(c for c in x if c.lower() not in 'aeiou')", "removes the vowels",
+       "drops every a, e, i, o and u (either case)", lambda x: "".join(c for c in x if c.lower() not in "aeiou")),
+    Op("sort_chars", STR, STR, "''.join(sorted(x))", "sorts its characters", "puts its characters in ascending order",
+       lambda x: "".join(sorted(x))),
+    Op("first3", STR, STR, "x[:3]", "keeps its first 3 characters", "cuts it down to the leading three characters",
+       lambda x: x[:3]),
+    Op("str_len", STR, INT, "len(x)", "returns its length", "counts how many characters it has", len),
+    Op("count_vowels", STR, INT, "sum(c.lower() in 'aeiou' for c in x)", "counts its vowels",
+       "counts the a, e, i, o and u letters in it (either case)", lambda x: sum(c.lower() in "aeiou" for c in x)),
+    Op("word_count", STR, INT, "len(x.split())", "counts its words", "counts the whitespace-separated words in it",
+       lambda x: len(x.split())),
+    Op("word_lengths", STR, LIST, "[len(w) for w in x.split()]", "lists the length of each word",
+       "gives, word by word, how many characters each has", lambda x: [len(w) for w in x.split()]),
+    # lists of integers
+    Op("sort", LIST, LIST, "sorted(x)", "sorts it in ascending order", "orders it from smallest to largest", sorted),
+    Op("reverse_list", LIST, LIST, "x[::-1]", "reverses it", "turns it back to front", lambda x: x[::-1]),
+    Op("evens", LIST, LIST, "[v for v in x if v % 2 == 0]", "keeps only the even numbers",
+       "filters out the odd values", lambda x: [v for v in x if v % 2 == 0]),
+    Op("positives", LIST, LIST, "[v for v in x if v > 0]", "keeps only the positive numbers",
+       "drops every value that is zero or below", lambda x: [v for v in x if v > 0]),
+    Op("square_each", LIST, LIST, "[v * v for v in x]", "squares every element", "replaces each value by its square",
+       lambda x: [v * v for v in x]),
+    Op("add2_each", LIST, LIST, "[v + 2 for v in x]", "adds 2 to every element", "increases each value by two",
+       lambda x: [v + 2 for v in x]),
+    Op("dedupe", LIST, LIST, "list(dict.fromkeys(x))", "removes duplicates, keeping the first occurrences in order",
+       "keeps each distinct value once, where it first appears", _dedupe),
+    Op("cumsum", LIST, LIST, "[sum(x[:i + 1]) for i in range(len(x))]", "replaces it by its running totals",
+       "turns it into prefix sums", _cumsum),
+    Op("drop_first", LIST, LIST, "x[1:]", "drops its first element", "removes the leading value", lambda x: x[1:]),
+    Op("sum", LIST, INT, "sum(x)", "returns the sum of its elements", "adds all of its values together", sum),
+    Op("max", LIST, INT, "max(x)", "returns its largest element", "picks the biggest value", max),
+    Op("min", LIST, INT, "min(x)", "returns its smallest element", "picks the smallest value", min),
+    Op("list_len", LIST, INT, "len(x)", "returns how many elements it has", "counts its values", len),
+    Op("count_even", LIST, INT, "sum(1 for v in x if v % 2 == 0)", "counts its even numbers",
+       "counts how many values are divisible by two", lambda x: sum(1 for v in x if v % 2 == 0)),
+    Op("join_digits", LIST, STR, "''.join(str(v) for v in x)", "joins its elements into one string",
+       "glues the values together as text with nothing in between", lambda x: "".join(str(v) for v in x)),
+)
+OPS_BY_KEY = {op.key: op for op in OPS}
+# Operations that never appear in training problems: a held-out problem always contains at least one.
+HELD_OUT_OPS = frozenset({"digit_sum", "swapcase", "no_vowels", "count_vowels", "dedupe", "cumsum", "mod7",
+                          "join_digits"})
+TRAIN_OPS = tuple(op for op in OPS if op.key not in HELD_OUT_OPS)
+
+TRAIN_TEMPLATES = (
+    "Write a Python function `{name}(x)` that takes {type} `x`, {steps}, and returns the result.\n"
+    "For example, `{name}({ex_in})` returns `{ex_out}`.",
+    "Define `{name}(x)`. Given {type} x, the function {steps} and returns the result. "
+    "Example: {name}({ex_in}) == {ex_out}",
+)
+TEST_TEMPLATE = ("Implement `{name}`. Its argument x is {type}. The function {steps}, in that order, and gives "
+                 "back the final value. Sample call: {name}({ex_in}) -> {ex_out}")
+SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+_WORDS = ("apple", "Banana", "cat", "dog", "Echo", "data", "Python", "code", "loop", "river", "Stone", "tree", "moon",
+          "sun", "Alpha", "queue", "stack", "list", "Hello", "world")
+
+
+def _sample_input(kind: str, rng: random.Random):
+    if kind == INT:
+        return rng.randint(-60, 99)
+    if kind == STR:
+        return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 3)))
+    return [rng.randint(-9, 12) for _ in range(rng.randint(2, 7))]
+
+
+def _run(chain: tuple[Op, ...], x):
+    for op in chain:
+        x = op.fn(x)
+    return x
+
+
+def _safe_run(chain: tuple[Op, ...], x) -> tuple[bool, object]:
+    try:
+        return True, _run(chain, x)
+    except Exception:  # a shortened chain may not type-check (len of an int ...): it differs
+        return False, None
+
+
+def _chains(ops: tuple[Op, ...], length: int) -> list[tuple[Op, ...]]:
+    chains = [(op,) for op in ops]
+    for _ in range(length - 1):
+        chains = [c + (op,) for c in chains for op in ops if op.src == c[-1].dst and op.key != c[-1].key]
+    return chains
+
+
+def _joined(phrases: list[str], then: str) -> str:
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + f", {then} " + phrases[-1]
+
+
+def solution_code(name: str, chain: tuple[Op, ...]) -> str:
+    """The reference solution: one line per operation."""
+    lines = [f"def {name}(x):"] + [f"    x = {op.code}" for op in chain] + ["    return x"]
+    return "\n".join(lines)
+
+
+def _problem(task_id: str, name: str, chain: tuple[Op, ...], template: str, words: str, type_words: dict,
+             rng: random.Random, n_tests: int) -> dict | None:
+    examples, seen = [], set()
+    for _ in range(60):
+        x = _sample_input(chain[0].src, rng)
+        if repr(x) in seen:
+            continue
+        try:
+            y = _run(chain, x)
+        except (ValueError, IndexError):  # max/min of an emptied list: not a valid input for this chain
+            continue
+        seen.add(repr(x))
+        examples.append((x, y))
+        if len(examples) == n_tests + 1:
+            break
+    if len(examples) < n_tests + 1:
+        return None
+    # The tests must notice every single step: leaving any one operation out changes some answer.
+    for i in range(len(chain)):
+        shorter = chain[:i] + chain[i + 1:]
+        if shorter and all(_safe_run(shorter, x) == (True, y) for x, y in examples[1:]):
+            return None
+    (ex_in, ex_out), tests = examples[0], examples[1:]
+    steps = _joined([getattr(op, words) for op in chain], "then" if words == "train" else "and after that")
+    prompt = template.format(name=name, type=type_words[chain[0].src], steps=steps, ex_in=repr(ex_in), ex_out=repr(ex_out))
+    return {"task_id": task_id, "prompt": prompt, "entry_point": name,
+            "tests": [f"assert {name}({x!r}) == {y!r}" for x, y in tests], "solution": solution_code(name, chain),
+            "ops": [op.key for op in chain]}
+
+
+def code_tasks(split: str = "train", n: int | None = None) -> list[dict]:
+    """Deterministic problems of one split (see the module docstring); ``n`` of them (default: train 2,000,
+    val 40, test 40)."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"code_tasks: split must be one of {tuple(SPLIT_SEEDS)}, got {split!r}")
+    rng = random.Random(SPLIT_SEEDS[split])
+    out: list[dict] = []
+    if split == "train":
+        n = 2000 if n is None else n
+        chains = _chains(TRAIN_OPS, 1) + _chains(TRAIN_OPS, 2)
+        while len(out) < n:
+            chain = rng.choice(chains)
+            name = "apply_" + "_then_".join(op.key for op in chain)  # never a builtin's name (sum, max ...)
+            p = _problem(f"train/{len(out)}", name, chain, rng.choice(TRAIN_TEMPLATES), "train", TYPE_WORDS, rng, 3)
+            if p is not None:
+                out.append(p)
+        return out
+    n = 40 if n is None else n
+    chains = [c for c in _chains(OPS, 3) if any(op.key in HELD_OUT_OPS for op in c)]
+    chains.sort(key=lambda c: tuple(op.key for op in c))
+    # val and test draw from disjoint halves of the held-out chains (a fixed interleaving).
+    pool = chains[SPLIT_SEEDS[split] % 2::2]
+    rng.shuffle(pool)
+    for chain in pool:
+        if len(out) == n:
+            break
+        p = _problem(f"{split}/{len(out)}", f"solve_{len(out)}", chain, TEST_TEMPLATE, "test", TYPE_WORDS_TEST, rng,
+                     rng.randint(3, 5))
+        if p is not None:
+            out.append(p)
+    if len(out) < n:
+        raise ValueError(f"code_tasks: only {len(out)} {split} problems can be made, asked for {n}")
+    return out
