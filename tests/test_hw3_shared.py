@@ -52,14 +52,16 @@ def test_held_out_problems_are_harder_than_training():
     train, val, test = (gc.data.code_tasks(s) for s in ("train", "val", "test"))
     train_ops = {k for p in train for k in p["ops"]}
     assert not train_ops & codetasks.HELD_OUT_OPS, "held-out operations must never appear in training"
-    assert all(1 <= len(p["ops"]) <= 2 for p in train)
-    for p in val + test:
-        assert len(p["ops"]) == 3 and set(p["ops"]) & codetasks.HELD_OUT_OPS
-        assert 3 <= len(p["tests"]) <= 5
-        assert re.fullmatch(r"solve_\d+", p["entry_point"])
-        assert "Implement" in p["prompt"] and "Implement" not in "".join(q["prompt"] for q in train[:200])
-        for op in p["ops"]:  # held-out problems use the paraphrase, never the training wording
-            assert codetasks.OPS_BY_KEY[op].test in p["prompt"]
+    assert {len(p["ops"]) for p in train} == {1, 2, 3}
+    for split in (val, test):
+        for i, p in enumerate(split):
+            assert len(p["ops"]) == 3 and len(set(p["ops"]) & codetasks.HELD_OUT_OPS) == (i % 4 == 0), p["ops"]
+            assert 3 <= len(p["tests"]) <= 5
+            assert p["entry_point"] == f"solve_{i}"
+            assert p["prompt"].startswith("Implement") and "and after that" in p["prompt"]
+            for op in p["ops"]:
+                assert codetasks.OPS_BY_KEY[op].text in p["prompt"]
+    assert not any(q["prompt"].startswith("Implement") or "and after that" in q["prompt"] for q in train)
     assert not {tuple(p["ops"]) for p in val} & {tuple(p["ops"]) for p in test}, "val and test must be disjoint"
     assert not {tuple(p["ops"]) for p in train} & {tuple(p["ops"]) for p in test}
 

@@ -1,17 +1,20 @@
 """Small programming problems with unit tests, made by the project (HW3's code adapter and its evaluation).
 
 A problem is a chain of one to three *operations* on a value -- an integer, a string, or a list of
-integers -- such as "reverse it", "keep the even numbers", "add 3 to every element". Each operation
-has Python code, a reference function, and two wordings: the one used in training problems and a
-paraphrase used only in held-out problems. ``code_tasks(split, n)`` builds problems deterministically:
+integers -- such as "reverses it", "keeps only the even numbers", "adds 2 to every element". Each
+operation has Python code, a reference function and a wording. ``code_tasks(split, n)`` builds problems
+deterministically:
 
-* ``"train"``: chains of 1-2 operations drawn from the *training* operations, worded with the
-  training templates, with descriptive function names (``apply_reverse_str_then_upper``); each comes with its
-  reference solution (the fine-tuning target).
-* ``"val"`` / ``"test"``: chains of exactly 3 operations, each containing at least one operation that
-  never appears in training (``HELD_OUT_OPS``), worded with a template and paraphrases that training
-  never uses, with neutral function names (``solve_17``). Each has 3-5 ``assert`` tests computed by the
-  reference functions on seeded inputs. ``val`` and ``test`` are disjoint from each other.
+* ``"train"``: chains of 1, 2 or 3 operations (equally often) drawn from the *training* operations
+  (the 3-step ones from the third of all 3-step chains that val and test never use), worded with the
+  training templates, with descriptive function names (``apply_reverse_str_then_upper``); each comes
+  with its reference solution (the fine-tuning target).
+* ``"val"`` / ``"test"``: chains of exactly 3 operations, each split from its own third of the 3-step
+  chains (so every combination is new to training); every 4th contains one of the 8 operations training
+  never shows (``HELD_OUT_OPS``); worded with a sentence template and connectives that training never
+  uses, with neutral function names (``solve_17``) and types described in other words ("a list of whole
+  numbers"). Each has 3-5 ``assert`` tests computed by the reference functions on seeded inputs, chosen
+  so that leaving out any one operation fails one of them.
 
 Every problem is a dict: ``task_id``, ``prompt`` (the request to the model), ``entry_point`` (the
 function name), ``tests`` (list of ``assert ...`` lines), ``solution`` (reference code).
@@ -33,8 +36,7 @@ class Op:
     src: str  # input type
     dst: str  # output type
     code: str  # an expression in x
-    train: str  # wording in training problems ("reverses it")
-    test: str  # paraphrase in held-out problems ("turns it back to front")
+    text: str  # what it does, as a clause ("reverses it")
     fn: Callable
 
 
@@ -61,71 +63,59 @@ def _cumsum(x: list[int]) -> list[int]:
 
 OPS: tuple[Op, ...] = (
     # integers
-    Op("double", INT, INT, "x * 2", "multiplies it by 2", "makes it twice as large", lambda x: x * 2),
-    Op("square", INT, INT, "x * x", "squares it", "multiplies it by itself", lambda x: x * x),
-    Op("add3", INT, INT, "x + 3", "adds 3 to it", "increases it by three", lambda x: x + 3),
-    Op("negate", INT, INT, "-x", "negates it", "flips its sign", lambda x: -x),
-    Op("abs", INT, INT, "abs(x)", "takes its absolute value", "drops its minus sign, if any", abs),
-    Op("half", INT, INT, "x // 2", "divides it by 2 with floor division", "halves it, rounding down", lambda x: x // 2),
-    Op("mod7", INT, INT, "x % 7", "takes the remainder after dividing by 7", "reduces it modulo seven", lambda x: x % 7),
-    Op("digit_sum", INT, INT, "sum(int(c) for c in str(abs(x)))", "sums its decimal digits",
-       "adds up the digits of its absolute value", lambda x: sum(_digits(x))),
-    Op("to_str", INT, STR, "str(x)", "converts it to a string", "writes it out as text", str),
-    Op("digits", INT, LIST, "[int(c) for c in str(abs(x))]", "lists its decimal digits",
-       "splits its absolute value into a list of single digits", _digits),
+    Op("double", INT, INT, "x * 2", "multiplies it by 2", lambda x: x * 2),
+    Op("square", INT, INT, "x * x", "squares it", lambda x: x * x),
+    Op("add3", INT, INT, "x + 3", "adds 3 to it", lambda x: x + 3),
+    Op("negate", INT, INT, "-x", "negates it", lambda x: -x),
+    Op("abs", INT, INT, "abs(x)", "takes its absolute value", abs),
+    Op("half", INT, INT, "x // 2", "divides it by 2 with floor division", lambda x: x // 2),
+    Op("mod7", INT, INT, "x % 7", "takes the remainder after dividing by 7", lambda x: x % 7),
+    Op("digit_sum", INT, INT, "sum(int(c) for c in str(abs(x)))", "sums the digits of its absolute value", lambda x: sum(_digits(x))),
+    Op("to_str", INT, STR, "str(x)", "converts it to a string", str),
+    Op("digits", INT, LIST, "[int(c) for c in str(abs(x))]", "lists the digits of its absolute value", _digits),
     # strings
-    Op("reverse_str", STR, STR, "x[::-1]", "reverses it", "turns it back to front", lambda x: x[::-1]),
-    Op("upper", STR, STR, "x.upper()", "converts it to upper case", "capitalises every letter", str.upper),
-    Op("lower", STR, STR, "x.lower()", "converts it to lower case", "puts every letter in small case", str.lower),
-    Op("no_spaces", STR, STR, "x.replace(' ', '')", "removes all spaces", "deletes every blank character ' '",
+    Op("reverse_str", STR, STR, "x[::-1]", "reverses it", lambda x: x[::-1]),
+    Op("upper", STR, STR, "x.upper()", "converts it to upper case", str.upper),
+    Op("lower", STR, STR, "x.lower()", "converts it to lower case", str.lower),
+    Op("no_spaces", STR, STR, "x.replace(' ', '')", "removes all spaces",
        lambda x: x.replace(" ", "")),
-    Op("underscores", STR, STR, "x.replace(' ', '_')", "replaces spaces with underscores",
-       "swaps each ' ' for '_'", lambda x: x.replace(" ", "_")),
-    Op("swapcase", STR, STR, "x.swapcase()", "swaps the case of every letter",
-       "makes capitals small and small letters capitals", str.swapcase),
-    Op("no_vowels", STR, STR, "''.join(c for c in x if c.lower() not in 'aeiou')", "removes the vowels",
-       "drops every a, e, i, o and u (either case)", lambda x: "".join(c for c in x if c.lower() not in "aeiou")),
-    Op("sort_chars", STR, STR, "''.join(sorted(x))", "sorts its characters", "puts its characters in ascending order",
+    Op("underscores", STR, STR, "x.replace(' ', '_')", "replaces spaces with underscores", lambda x: x.replace(" ", "_")),
+    Op("swapcase", STR, STR, "x.swapcase()", "swaps the case of every letter", str.swapcase),
+    Op("no_vowels", STR, STR, "''.join(c for c in x if c.lower() not in 'aeiou')", "removes the vowels", lambda x: "".join(c for c in x if c.lower() not in "aeiou")),
+    Op("sort_chars", STR, STR, "''.join(sorted(x))", "sorts its characters",
        lambda x: "".join(sorted(x))),
-    Op("first3", STR, STR, "x[:3]", "keeps its first 3 characters", "cuts it down to the leading three characters",
+    Op("first3", STR, STR, "x[:3]", "keeps its first 3 characters",
        lambda x: x[:3]),
-    Op("str_len", STR, INT, "len(x)", "returns its length", "counts how many characters it has", len),
-    Op("count_vowels", STR, INT, "sum(c.lower() in 'aeiou' for c in x)", "counts its vowels",
-       "counts the a, e, i, o and u letters in it (either case)", lambda x: sum(c.lower() in "aeiou" for c in x)),
-    Op("word_count", STR, INT, "len(x.split())", "counts its words", "counts the whitespace-separated words in it",
+    Op("str_len", STR, INT, "len(x)", "takes its length", len),
+    Op("count_vowels", STR, INT, "sum(c.lower() in 'aeiou' for c in x)", "counts its vowels", lambda x: sum(c.lower() in "aeiou" for c in x)),
+    Op("word_count", STR, INT, "len(x.split())", "counts its words",
        lambda x: len(x.split())),
-    Op("word_lengths", STR, LIST, "[len(w) for w in x.split()]", "lists the length of each word",
-       "gives, word by word, how many characters each has", lambda x: [len(w) for w in x.split()]),
+    Op("word_lengths", STR, LIST, "[len(w) for w in x.split()]", "lists the length of each word", lambda x: [len(w) for w in x.split()]),
     # lists of integers
-    Op("sort", LIST, LIST, "sorted(x)", "sorts it in ascending order", "orders it from smallest to largest", sorted),
-    Op("reverse_list", LIST, LIST, "x[::-1]", "reverses it", "turns it back to front", lambda x: x[::-1]),
-    Op("evens", LIST, LIST, "[v for v in x if v % 2 == 0]", "keeps only the even numbers",
-       "filters out the odd values", lambda x: [v for v in x if v % 2 == 0]),
-    Op("positives", LIST, LIST, "[v for v in x if v > 0]", "keeps only the positive numbers",
-       "drops every value that is zero or below", lambda x: [v for v in x if v > 0]),
-    Op("square_each", LIST, LIST, "[v * v for v in x]", "squares every element", "replaces each value by its square",
+    Op("sort", LIST, LIST, "sorted(x)", "sorts it in ascending order", sorted),
+    Op("reverse_list", LIST, LIST, "x[::-1]", "reverses it", lambda x: x[::-1]),
+    Op("evens", LIST, LIST, "[v for v in x if v % 2 == 0]", "keeps only the even numbers", lambda x: [v for v in x if v % 2 == 0]),
+    Op("positives", LIST, LIST, "[v for v in x if v > 0]", "keeps only the positive numbers", lambda x: [v for v in x if v > 0]),
+    Op("square_each", LIST, LIST, "[v * v for v in x]", "squares every element",
        lambda x: [v * v for v in x]),
-    Op("add2_each", LIST, LIST, "[v + 2 for v in x]", "adds 2 to every element", "increases each value by two",
+    Op("add2_each", LIST, LIST, "[v + 2 for v in x]", "adds 2 to every element",
        lambda x: [v + 2 for v in x]),
-    Op("dedupe", LIST, LIST, "list(dict.fromkeys(x))", "removes duplicates, keeping the first occurrences in order",
-       "keeps each distinct value once, where it first appears", _dedupe),
-    Op("cumsum", LIST, LIST, "[sum(x[:i + 1]) for i in range(len(x))]", "replaces it by its running totals",
-       "turns it into prefix sums", _cumsum),
-    Op("drop_first", LIST, LIST, "x[1:]", "drops its first element", "removes the leading value", lambda x: x[1:]),
-    Op("sum", LIST, INT, "sum(x)", "returns the sum of its elements", "adds all of its values together", sum),
-    Op("max", LIST, INT, "max(x)", "returns its largest element", "picks the biggest value", max),
-    Op("min", LIST, INT, "min(x)", "returns its smallest element", "picks the smallest value", min),
-    Op("list_len", LIST, INT, "len(x)", "returns how many elements it has", "counts its values", len),
-    Op("count_even", LIST, INT, "sum(1 for v in x if v % 2 == 0)", "counts its even numbers",
-       "counts how many values are divisible by two", lambda x: sum(1 for v in x if v % 2 == 0)),
-    Op("join_digits", LIST, STR, "''.join(str(v) for v in x)", "joins its elements into one string",
-       "glues the values together as text with nothing in between", lambda x: "".join(str(v) for v in x)),
+    Op("dedupe", LIST, LIST, "list(dict.fromkeys(x))", "removes duplicates, keeping the first occurrences in order", _dedupe),
+    Op("cumsum", LIST, LIST, "[sum(x[:i + 1]) for i in range(len(x))]", "replaces it by its running totals", _cumsum),
+    Op("drop_first", LIST, LIST, "x[1:]", "drops its first element", lambda x: x[1:]),
+    Op("sum", LIST, INT, "sum(x)", "takes the sum of its elements", sum),
+    Op("max", LIST, INT, "max(x)", "takes its largest element", max),
+    Op("min", LIST, INT, "min(x)", "takes its smallest element", min),
+    Op("list_len", LIST, INT, "len(x)", "takes the number of its elements", len),
+    Op("count_even", LIST, INT, "sum(1 for v in x if v % 2 == 0)", "counts its even numbers", lambda x: sum(1 for v in x if v % 2 == 0)),
+    Op("join_digits", LIST, STR, "''.join(str(v) for v in x)", "joins its elements into one string", lambda x: "".join(str(v) for v in x)),
 )
 OPS_BY_KEY = {op.key: op for op in OPS}
-# Operations that never appear in training problems: a held-out problem always contains at least one.
+# Operations that never appear in training problems (a quarter of the held-out problems use one).
 HELD_OUT_OPS = frozenset({"digit_sum", "swapcase", "no_vowels", "count_vowels", "dedupe", "cumsum", "mod7",
                           "join_digits"})
 TRAIN_OPS = tuple(op for op in OPS if op.key not in HELD_OUT_OPS)
+HELD_OUT_SHARE = 0.25  # of val/test problems (every 4th), this share contains one held-out operation
 
 TRAIN_TEMPLATES = (
     "Write a Python function `{name}(x)` that takes {type} `x`, {steps}, and returns the result.\n"
@@ -136,6 +126,7 @@ TRAIN_TEMPLATES = (
 TEST_TEMPLATE = ("Implement `{name}`. Its argument x is {type}. The function {steps}, in that order, and gives "
                  "back the final value. Sample call: {name}({ex_in}) -> {ex_out}")
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+SPLIT_THIRD = {"train": 0, "val": 1, "test": 2}
 _WORDS = ("apple", "Banana", "cat", "dog", "Echo", "data", "Python", "code", "loop", "river", "Stone", "tree", "moon",
           "sun", "Alpha", "queue", "stack", "list", "Hello", "world")
 
@@ -180,7 +171,7 @@ def solution_code(name: str, chain: tuple[Op, ...]) -> str:
     return "\n".join(lines)
 
 
-def _problem(task_id: str, name: str, chain: tuple[Op, ...], template: str, words: str, type_words: dict,
+def _problem(task_id: str, name: str, chain: tuple[Op, ...], template: str, then: str, type_words: dict,
              rng: random.Random, n_tests: int) -> dict | None:
     examples, seen = [], set()
     for _ in range(60):
@@ -203,7 +194,7 @@ def _problem(task_id: str, name: str, chain: tuple[Op, ...], template: str, word
         if shorter and all(_safe_run(shorter, x) == (True, y) for x, y in examples[1:]):
             return None
     (ex_in, ex_out), tests = examples[0], examples[1:]
-    steps = _joined([getattr(op, words) for op in chain], "then" if words == "train" else "and after that")
+    steps = _joined([op.text for op in chain], then)
     prompt = template.format(name=name, type=type_words[chain[0].src], steps=steps, ex_in=repr(ex_in), ex_out=repr(ex_out))
     return {"task_id": task_id, "prompt": prompt, "entry_point": name,
             "tests": [f"assert {name}({x!r}) == {y!r}" for x, y in tests], "solution": solution_code(name, chain),
@@ -217,29 +208,32 @@ def code_tasks(split: str = "train", n: int | None = None) -> list[dict]:
         raise ValueError(f"code_tasks: split must be one of {tuple(SPLIT_SEEDS)}, got {split!r}")
     rng = random.Random(SPLIT_SEEDS[split])
     out: list[dict] = []
+    three = sorted(_chains(OPS, 3), key=lambda c: tuple(op.key for op in c))
+    third = three[SPLIT_THIRD[split]::3]  # train, val and test each own a disjoint third of the 3-step chains
     if split == "train":
         n = 2000 if n is None else n
-        chains = _chains(TRAIN_OPS, 1) + _chains(TRAIN_OPS, 2)
+        by_length = [_chains(TRAIN_OPS, 1), _chains(TRAIN_OPS, 2),
+                     [c for c in third if not any(op.key in HELD_OUT_OPS for op in c)]]
         while len(out) < n:
-            chain = rng.choice(chains)
+            chain = rng.choice(rng.choice(by_length))  # lengths 1, 2 and 3 equally often
             name = "apply_" + "_then_".join(op.key for op in chain)  # never a builtin's name (sum, max ...)
-            p = _problem(f"train/{len(out)}", name, chain, rng.choice(TRAIN_TEMPLATES), "train", TYPE_WORDS, rng, 3)
+            p = _problem(f"train/{len(out)}", name, chain, rng.choice(TRAIN_TEMPLATES), "then", TYPE_WORDS, rng, 3)
             if p is not None:
                 out.append(p)
         return out
     n = 40 if n is None else n
-    chains = [c for c in _chains(OPS, 3) if any(op.key in HELD_OUT_OPS for op in c)]
-    chains.sort(key=lambda c: tuple(op.key for op in c))
-    # val and test draw from disjoint halves of the held-out chains (a fixed interleaving).
-    pool = chains[SPLIT_SEEDS[split] % 2::2]
+    pool = list(third)
     rng.shuffle(pool)
-    for chain in pool:
-        if len(out) == n:
-            break
-        p = _problem(f"{split}/{len(out)}", f"solve_{len(out)}", chain, TEST_TEMPLATE, "test", TYPE_WORDS_TEST, rng,
-                     rng.randint(3, 5))
-        if p is not None:
-            out.append(p)
+    groups = {True: iter([c for c in pool if sum(op.key in HELD_OUT_OPS for op in c) == 1]),
+              False: iter([c for c in pool if not any(op.key in HELD_OUT_OPS for op in c)])}
+    every = round(1 / HELD_OUT_SHARE)
+    for i in range(n):  # problems 0, 4, 8, ... contain one held-out operation
+        for chain in groups[i % every == 0]:
+            p = _problem(f"{split}/{i}", f"solve_{i}", chain, TEST_TEMPLATE, "and after that", TYPE_WORDS_TEST,
+                         rng, rng.randint(3, 5))
+            if p is not None:
+                out.append(p)
+                break
     if len(out) < n:
         raise ValueError(f"code_tasks: only {len(out)} {split} problems can be made, asked for {n}")
     return out
