@@ -344,6 +344,21 @@ def vm_size(pid: int) -> int | None:
 
 # --- the sandbox ----------------------------------------------------------------------------------------
 
+def _symlink_hops(path: str, limit: int = 40) -> list[tuple[str, str]]:
+    """Every symlink met while resolving ``path``, as (link, absolute target) pairs, in order."""
+    hops: list[tuple[str, str]] = []
+    todo, cur = list(Path(os.path.abspath(path)).parts[1:]), "/"
+    while todo and len(hops) < limit:
+        nxt = os.path.join(cur, todo.pop(0))
+        if os.path.islink(nxt):
+            target = os.path.normpath(os.path.join(cur, os.readlink(nxt)))
+            hops.append((nxt, target))
+            todo, cur = list(Path(target).parts[1:]) + todo, "/"
+        else:
+            cur = nxt
+    return hops
+
+
 def _ro_binds(extra: list[tuple[str, str]]) -> list[str]:
     """Read-only binds for the system, the Python installation and ``extra`` (source, dest) pairs.
     Every folder bwrap creates on the way is made world-readable (as root it would be 0700, and the
@@ -364,18 +379,28 @@ def _ro_binds(extra: list[tuple[str, str]]) -> list[str]:
         elif p.is_dir():
             args += ["--ro-bind", d, d]
         made.add(d)
-    seen = set()
-    paths = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    for p in sorted(paths):
-        real = os.path.realpath(p)
-        if real not in seen and os.path.isdir(real) and not real.startswith(("/usr", "/etc")):
-            seen.add(real)
+    # The Python installation: every real folder it lives in (a venv's bin/ and lib/ may be symlinks into
+    # another tree, and sys.executable may sit in a venv whose site-packages is elsewhere), then the
+    # symlinked names that no bound folder already provides.
+    paths = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+             os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))}
+    bound = ["/usr", "/etc"]
+
+    def covered(path: str) -> bool:
+        return any(path == b or path.startswith(b + "/") for b in bound)
+
+    for real in sorted({os.path.realpath(p) for p in paths}):
+        if os.path.isdir(real) and not covered(real):
             parents(real)
             args += ["--ro-bind", real, real]
             made.add(real)
-            if p != real:
-                parents(p)
-                args += ["--symlink", real, p]
+            bound.append(real)
+    links = sorted({hop for p in paths for hop in _symlink_hops(p)}, key=lambda h: (h[0].count("/"), h[0]))
+    for link, target in links:  # a chain venv/bin -> other-venv/bin -> real/bin needs every hop inside too
+        if link not in made and not covered(link):
+            parents(link)
+            args += ["--symlink", target, link]
+            made.add(link)
     for src, dest in extra:
         parents(dest)
         args += ["--ro-bind", src, dest]

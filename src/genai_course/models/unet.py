@@ -7,8 +7,9 @@ was trained by ``benchmarks/hw2_train_unet.py`` on MNIST padded to 32x32 and sca
 Design, chosen for speed on two CPU cores: the image is first folded 2x2 into channels
 (``pixel_unshuffle``: 1x32x32 -> 4x16x16), so the network works at 16, 8 and 4 pixels; each level
 has one residual block (GroupNorm -> SiLU -> 3x3 conv, twice, with the time embedding added in
-between); the skip connections are concatenated on the way up (``skip="cat"``, the classic U-Net) or
-added to each level's output (``skip="add"``, cheaper); a last 3x3 conv and
+between); on the way up each level's skip is added to its block's output (``skip="add"``, the default:
+no widened convolutions, 1.6x faster on a CPU than concatenating) or concatenated before the block
+(``skip="cat"``, the classic U-Net); a last 3x3 conv and
 ``pixel_shuffle`` unfold the result to the input's shape. The timestep enters as a sinusoidal
 embedding (Vaswani et al., 2017; Ho et al., 2020) followed by a two-layer MLP.
 """
@@ -66,7 +67,7 @@ class TimeUNet(nn.Module):
     """
 
     def __init__(self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2), time_dim: int = 128,
-                 patch: int = 2, skip: str = "cat"):
+                 patch: int = 2, skip: str = "add"):
         super().__init__()
         if skip not in ("cat", "add"):
             raise ValueError(f"TimeUNet: skip must be 'cat' or 'add', got {skip!r}")
