@@ -63,7 +63,17 @@ def test_held_out_problems_are_harder_than_training():
             assert p["prompt"].startswith("Implement") and "and after that" in p["prompt"]
             for op in p["ops"]:
                 assert codetasks.OPS_BY_KEY[op].text in p["prompt"]
-    assert not any(q["prompt"].startswith("Implement") or "and after that" in q["prompt"] for q in train)
+    assert not any(q["prompt"].startswith("Implement") or "and after that" in q["prompt"] or "solve_" in q["prompt"]
+                   or any(w in q["prompt"] for w in codetasks.TYPE_WORDS_TEST.values()) for q in train)
+    # training's own wording varies: every template, connective and type wording, both kinds of names
+    for template in codetasks.TRAIN_TEMPLATES:
+        head = template.split("{")[0]
+        assert sum(q["prompt"].startswith(head) for q in train) > 100, head
+    long = [q for q in train if len(q["ops"]) >= 2]
+    for connective in codetasks.TRAIN_CONNECTIVES:
+        assert sum(f", {connective} " in q["prompt"] for q in long) > 100, connective
+    assert sum(q["entry_point"].startswith("apply_") for q in train) > 600
+    assert sum(not q["entry_point"].startswith("apply_") for q in train) > 600
     assert not {tuple(p["ops"]) for p in val} & {tuple(p["ops"]) for p in test}, "val and test must be disjoint"
     assert not {tuple(p["ops"]) for p in train} & {tuple(p["ops"]) for p in test}
 

@@ -7,8 +7,9 @@ deterministically:
 
 * ``"train"``: chains of 1, 2 or 3 operations (equally often) drawn from the *training* operations
   (the 3-step ones from the third of all 3-step chains that val and test never use), worded with the
-  training templates, with descriptive function names (``apply_reverse_str_then_upper``); each comes
-  with its reference solution (the fine-tuning target).
+  six training templates, four connectives before the last step, two ways of saying each type, and
+  function names that are descriptive (``apply_reverse_str_then_upper``) or short (``task_17``); each
+  comes with its reference solution (the fine-tuning target).
 * ``"val"`` / ``"test"``: chains of exactly 3 operations, each split from its own third of the 3-step
   chains (so every combination is new to training); every 4th contains one of the 8 operations training
   never shows (``HELD_OUT_OPS``); worded with a sentence template and connectives that training never
@@ -122,7 +123,21 @@ TRAIN_TEMPLATES = (
     "For example, `{name}({ex_in})` returns `{ex_out}`.",
     "Define `{name}(x)`. Given {type} x, the function {steps} and returns the result. "
     "Example: {name}({ex_in}) == {ex_out}",
+    "Create a function named {name} with one parameter x ({type}). It {steps}, then returns what it has. "
+    "{name}({ex_in}) should be {ex_out}.",
+    "Task: {name}(x), where x is {type}.\nSteps: it {steps}.\nReturn the outcome; e.g. {name}({ex_in}) "
+    "gives {ex_out}.",
+    "Please code `{name}`: it receives {type} x, {steps}, and returns that. For instance "
+    "{name}({ex_in}) is {ex_out}.",
+    "I need a function `{name}(x)` for {type}. It should do this: {steps}. Return the value at the end "
+    "(so {name}({ex_in}) == {ex_out}).",
 )
+# Training varies the words around the operations (templates, the connective before the last step, how the
+# argument's type is said, descriptive or short function names), so that a tuned model follows the
+# operations rather than one sentence; the held-out wording below still uses none of them.
+TRAIN_CONNECTIVES = ("then", "and then", "and finally", "and last")
+TRAIN_TYPE_WORDS = (TYPE_WORDS, {INT: "an int", STR: "a Python string", LIST: "a list of ints"})
+TRAIN_NAME_PREFIXES = ("task", "func", "compute", "transform", "process")
 TEST_TEMPLATE = ("Implement `{name}`. Its argument x is {type}. The function {steps}, in that order, and gives "
                  "back the final value. Sample call: {name}({ex_in}) -> {ex_out}")
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
@@ -166,9 +181,15 @@ def _joined(phrases: list[str], then: str) -> str:
 
 
 def solution_code(name: str, chain: tuple[Op, ...]) -> str:
-    """The reference solution: one line per operation."""
-    lines = [f"def {name}(x):"] + [f"    x = {op.code}" for op in chain] + ["    return x"]
-    return "\n".join(lines)
+    """The reference solution: for each operation, its wording as a comment, then one line of code.
+
+    The comments are there for fine-tuning: a model that first restates the step it is at (copying from
+    the request) and then writes that step's code keeps its place in the chain, and each line of code
+    depends on the words right above it rather than on how the request was phrased."""
+    lines = [f"def {name}(x):"]
+    for op in chain:
+        lines += [f"    # {op.text}", f"    x = {op.code}"]
+    return "\n".join(lines + ["    return x"])
 
 
 def _problem(task_id: str, name: str, chain: tuple[Op, ...], template: str, then: str, type_words: dict,
@@ -216,8 +237,12 @@ def code_tasks(split: str = "train", n: int | None = None) -> list[dict]:
                      [c for c in third if not any(op.key in HELD_OUT_OPS for op in c)]]
         while len(out) < n:
             chain = rng.choice(rng.choice(by_length))  # lengths 1, 2 and 3 equally often
-            name = "apply_" + "_then_".join(op.key for op in chain)  # never a builtin's name (sum, max ...)
-            p = _problem(f"train/{len(out)}", name, chain, rng.choice(TRAIN_TEMPLATES), "then", TYPE_WORDS, rng, 3)
+            if rng.random() < 0.5:
+                name = "apply_" + "_then_".join(op.key for op in chain)  # never a builtin's name (sum, max ...)
+            else:
+                name = f"{rng.choice(TRAIN_NAME_PREFIXES)}_{rng.randint(1, 99)}"
+            p = _problem(f"train/{len(out)}", name, chain, rng.choice(TRAIN_TEMPLATES), rng.choice(TRAIN_CONNECTIVES),
+                         rng.choice(TRAIN_TYPE_WORDS), rng, 3)
             if p is not None:
                 out.append(p)
         return out
