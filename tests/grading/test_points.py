@@ -26,6 +26,12 @@ PARTS = {
             "test_generator_loss": "A.4", "test_gan_train_step": "A.5", "test_schedules": "B.1",
             "test_diffusion_schedule": "B.2", "test_q_sample": "B.3", "test_p_losses": "B.3", "test_p_sample": "B.4",
             "test_p_sample_loop": "B.4", "test_ddim_step": "B.5", "test_ddim_sample": "B.5", "test_repaint": "B.6"},
+    "hw3": {"test_lora_linear_init": "A.1", "test_lora_linear_forward": "A.1", "test_lora_linear_merge": "A.1",
+            "test_lora_linear_dropout": "A.1", "test_inject_lora": "A.2", "test_inject_lora_options": "A.2",
+            "test_mark_only_lora_as_trainable": "A.3", "test_count_parameters": "A.3", "test_lora_state_dict": "A.4",
+            "test_load_lora_state_dict": "A.4", "test_sft_input_ids": "B.1", "test_sft_labels": "B.1",
+            "test_sft_truncation": "B.1", "test_collate_sft": "B.2", "test_extract_code": "C.1", "test_pass_at_1": "C.2",
+            "test_pass_at_1_limits": "C.2"},
 }
 HEADING = re.compile(r"^#+\s+((?:[A-Z]\.)?\d+(?:\.\d+)*)\.?\s+(.*)$")
 POINTS = re.compile(r"(\d+) points?\b")

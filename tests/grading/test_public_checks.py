@@ -37,6 +37,26 @@ PLANTED = {
                                "the noise is scaled by sqrt(beta_t)"),
     "vocab_ties_by_appearance": ("hw0", [("key=lambda kv: (-kv[1], kv[0])", "key=lambda kv: -kv[1]")],
                                  "ties are not broken alphabetically"),
+    "lora_b_starts_random": ("hw3", [("        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))\n"
+                                      "        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device))\n"
+                                      "        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))\n",
+                                      "        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))\n"
+                                      "        self.lora_B = nn.Parameter(torch.empty(base.out_features, r, dtype=w.dtype, device=w.device))\n"
+                                      "        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))\n"
+                                      "        nn.init.kaiming_uniform_(self.lora_B, a=math.sqrt(5))\n")],
+                             "B must start at zero"),
+    "lora_scaling_alpha": ("hw3", [("self.r, self.alpha, self.scaling = r, alpha, alpha / r",
+                                    "self.r, self.alpha, self.scaling = r, alpha, float(alpha)")],
+                           "scaling is alpha / r, not alpha"),
+    "sft_trains_the_header": ("hw3", [("            parts = ((piece[:start], False), (piece[start:-1], True), (piece[-1:], False))\n",
+                                       "            head = len(\"<|im_start|>assistant\\n\")\n"
+                                       "            parts = ((piece[:start - head], False), (piece[start - head:-1], True), (piece[-1:], False))\n")],
+                              "labels include the assistant header"),
+    "collate_left_padding": ("hw3", [("        out[\"input_ids\"][i, :n] = b[\"input_ids\"]\n", "        out[\"input_ids\"][i, L - n:] = b[\"input_ids\"]\n")],
+                             "pad on the right"),
+    "loop_counts_as_pass": ("hw3", [("run_python(program, timeout=timeout).status == \"passed\"",
+                                     "run_python(program, timeout=timeout).status != \"failed\"")],
+                            "the looping program must count as a failure"),
 }
 
 
@@ -66,7 +86,7 @@ def test_diagnose_matches_values_and_containers():
     assert diagnose(torch.tensor([float("nan")]), {"nan rows": torch.tensor([float("nan")])}).endswith("nan rows")
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3"])
 def test_valid_variants_pass_every_public_check(assignment, tmp_path):
     """A correct submission written differently from the solution (the VALID_VARIANTS of the hidden
     suite's fixtures) must not fail a public check: the checks diagnose, they never demand the

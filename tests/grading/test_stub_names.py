@@ -44,6 +44,14 @@ def samples(assignment: str) -> dict[str, object]:
         boe = ref.BagOfEmbeddings(20, 8, 2)
         return {"boe": boe, "_boe": boe, "mlp": ref.MLPClassifier(), "cnn": ref.CNNClassifier(),
                 "textcnn": ref.TextCNN(20, 8, 2), "gru": ref.GRUClassifier(20, 8, 6, 2)}
+    if assignment == "hw3":
+        import genai_course as gc
+
+        layer = ref.LoRALinear(torch.nn.Linear(6, 4), r=2, alpha=4.0)
+        model = gc.models.tiny_llama(0)
+        ref.inject_lora(model, ("q_proj", "v_proj"), r=2, alpha=4.0)
+        return {"_lora": layer, "layer": layer, "lora": layer, "model": model, "_tiny": model,
+                "_other": model, "_q": model.model.layers[0].self_attn.q_proj}
     if assignment == "hw2":
         G, D = ref.InpaintGenerator(8), ref.Discriminator(8)
         sched = ref.DiffusionSchedule(ref.cosine_beta_schedule(10))
@@ -92,6 +100,8 @@ def checkpoint_names(assignment: str, classes: dict) -> dict:
     blocks.0.mlp.2.weight needs "blocks" in TransformerLM's stub and "mlp.2" in TransformerBlock's."""
     if assignment == "hw2":
         return gan_checkpoint_names(classes)
+    if assignment == "hw3":
+        return adapter_checkpoint_names(classes)
     path = ROOT / "data" / "checkpoints" / f"{assignment}_charlm.safetensors"
     if not path.exists():
         return {}
@@ -132,13 +142,27 @@ def gan_checkpoint_names(classes: dict) -> dict:
     return found
 
 
+def adapter_checkpoint_names(classes: dict) -> dict:
+    """HW3's shipped adapters (where they exist yet): every key is <module path>.lora_A or .lora_B, attributes
+    of LoRALinear that the stub must name (load_lora_state_dict matches them by name)."""
+    found = {}
+    for path in sorted((ROOT / "data" / "checkpoints").glob("hw3_*lora*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                found.setdefault(("LoRALinear", key.rsplit(".", 1)[-1]), f"{path.name} key {key}")
+    return found
+
+
 def probe_names(assignment: str, classes: dict) -> dict:
     """(class, attribute) that the hidden and public probes read by name (attribute or getattr string)."""
     instances = [o for o in samples(assignment).values()]
-    if assignment == "hw1":
+    if assignment in ("hw1", "hw3"):
         instances += [m for m in samples(assignment)["model"].modules()]
+    paths = [ROOT / "autograder" / assignment / "probes.py", ROOT / "solutions" / assignment / "public_probes.py"]
+    if assignment == "hw3":  # the given helpers of Part D find and silence LoRA layers by the contract's names
+        paths.append(ROOT / "src" / "genai_course" / "llm.py")
     found = {}
-    for path in (ROOT / "autograder" / assignment / "probes.py", ROOT / "solutions" / assignment / "public_probes.py"):
+    for path in paths:
         tree = ast.parse(path.read_text())
         names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         names |= {e.value for n in ast.walk(tree) if isinstance(n, (ast.Tuple, ast.List))
@@ -149,7 +173,7 @@ def probe_names(assignment: str, classes: dict) -> dict:
     return found
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3"])
 def test_stubs_state_every_name_the_course_reads(assignment):
     classes = stubs(assignment)
     needed = {**probe_names(assignment, classes), **checkpoint_names(assignment, classes),
