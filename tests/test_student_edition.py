@@ -36,6 +36,13 @@ KNOWN_IN_PACKAGE = {
     "model.train(was_training)", "total, count = 0.0, 0", "loss_sum += loss_fn(logits, y).item() * len(y)",
     "was_training = model.training", "total += loss.item() * len(y)", "loss = loss_fn(model(x), y)",
 }
+# HW3's suite shares these generic lines with the package it builds on (loading a module from a file, the
+# tokenizer from the artifact's metadata, a forked RNG, walking children): nothing of a hidden input or check.
+KNOWN_SUITE_IN_PACKAGE = {
+    "with torch.random.fork_rng(devices=[]):", "for name, child in list(module.named_children()):",
+    "return _tokenizer_from_meta(meta)", "module = importlib.util.module_from_spec(spec)",
+    "spec.loader.exec_module(module)",
+}
 
 
 def edition_files(edition: Path) -> dict[Path, str]:
@@ -106,7 +113,7 @@ def test_no_solutions_hidden_tests_or_instructor_config(edition):
     suite_lines = {s for p in hidden for line in p.read_text().splitlines()
                    if len(s := line.strip()) >= 30 and s not in public and not re.match(r"(from|import) ", s)}
     assert len(suite_lines) > 100
-    assert sorted(s for s in suite_lines if s in everything) == []
+    assert sorted(s for s in suite_lines - KNOWN_SUITE_IN_PACKAGE if s in everything) == []
     assert leaks(edition) == []
 
 

@@ -25,7 +25,8 @@ INCLUDE = (
 # Never copied: build and editor leftovers, caches, prepared data.
 IGNORED = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", "*.egg-info", ".DS_Store")
 # Tests that need solutions/, autograder/ or the grader's fixtures (relative to the course root).
-INSTRUCTOR_ONLY = ("tests/grading", "tests/test_gpu.py", "tests/test_student_edition.py")
+# tests/test_llm.py checks gc.llm with its own LoRA layer, collate and freezing helpers: HW3's graded answers.
+INSTRUCTOR_ONLY = ("tests/grading", "tests/test_gpu.py", "tests/test_student_edition.py", "tests/test_llm.py")
 # Text that marks solution code or hidden tests (nbgrader's delimiters); none may be in the edition.
 # Composed here so that this file, which the edition holds, does not contain them itself.
 SECRET_MARKERS = tuple(f"### {edge} {what}" for what in ("SOLUTION", "HIDDEN TESTS") for edge in ("BEGIN", "END"))
