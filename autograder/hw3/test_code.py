@@ -12,20 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, reference
+from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference
 from genai_course.grading.api import diagnose
 
 ref = reference("hw3")
 NAMES = ("scale", "shift", "clip", "twice", "offset", "mix", "tally", "bump")
 
 
-def _int(g, lo, hi):
-    return int(torch.randint(lo, hi + 1, (1,), generator=g))
-
-
 def _fn(g, name=None):
     """(name, a, b): a function f(x) = a * x + b with a name drawn per submission."""
-    return name or f"{NAMES[_int(g, 0, len(NAMES) - 1)]}_{_int(g, 10, 99)}", _int(g, 2, 9), _int(g, -9, 9)
+    return name or f"{NAMES[randint(g, 0, len(NAMES) - 1)]}_{randint(g, 10, 99)}", randint(g, 2, 9), randint(g, -9, 9)
 
 
 def _code(name, a, b, indent=""):
@@ -95,7 +91,7 @@ raise SystemExit(3)
 
 
 def _tests(name, a, b, g):
-    xs = [0] + [_int(g, 2, 20) for _ in range(2)]
+    xs = [0] + [randint(g, 2, 20) for _ in range(2)]
     return [f"assert {name}({x}) == {a * x + b}" for x in xs]
 
 
@@ -136,12 +132,12 @@ def test_pass_at_1(student):
     basic = ["correct, in a fence with prose", "correct, bare code without a final newline",
              "correct for x = 0 only (fails a later assert)", "crashes (NameError)", "not Python", "prose without a fence"]
     sets = {"six kinds of completions": _shuffled(g, basic),
-            "three correct ones and a wrong one": _shuffled(g, basic[:2] + [basic[_int(g, 0, 1)], basic[2]])}
+            "three correct ones and a wrong one": _shuffled(g, basic[:2] + [basic[randint(g, 0, 1)], basic[2]])}
     with ThreadPoolExecutor(1) as pool:
         for label, kinds in sets.items():
             with checks.case(label):
                 problems, completions = _problems(g, kinds)
-                timeout = float(_int(g, 3, 6))
+                timeout = float(randint(g, 3, 6))
                 want = pool.submit(ref.pass_at_1, problems, completions, timeout)
                 got = student.call("pass_at_1", problems, completions, timeout)
                 want = want.result()

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, reference
+from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference
 from genai_course.grading.api import diagnose
 
 ref = reference("hw3")
@@ -26,10 +26,6 @@ def _load_probes():
 
 
 P = _load_probes()
-
-
-def _int(g, lo, hi):
-    return int(torch.randint(lo, hi + 1, (1,), generator=g))
 
 
 def _base(g, in_f, out_f, bias=True, dtype=torch.float32):
@@ -77,10 +73,10 @@ def test_lora_linear_init(student):
     """LoRALinear at initialisation: equals its base layer, A Kaiming-uniform, B zeros, base frozen, r < 1 rejected"""
     g = student.rng()
     checks = Checks()
-    cases = [("float32 with bias", 256, _int(g, 20, 40), _int(g, 8, 16), True, torch.float32),
-             ("float64 without bias", _int(g, 40, 64), _int(g, 10, 20), _int(g, 2, 4), False, torch.float64)]
+    cases = [("float32 with bias", 256, randint(g, 20, 40), randint(g, 8, 16), True, torch.float32),
+             ("float64 without bias", randint(g, 40, 64), randint(g, 10, 20), randint(g, 2, 4), False, torch.float64)]
     for label, in_f, out_f, r, bias, dtype in cases:
-        alpha = float(_int(g, 1, 4) * r)
+        alpha = float(randint(g, 1, 4) * r)
         w, b = _base(g, in_f, out_f, bias, dtype)
         x = torch.randn(3, 5, in_f, generator=g, dtype=torch.float64).to(dtype)
         what = f"LoRALinear(nn.Linear({in_f}, {out_f}, bias={bias}) in {str(dtype)[6:]}, r={r}, alpha={alpha:g})"
@@ -119,7 +115,7 @@ def test_lora_linear_init(student):
                 expect_close(float(A.std()), bound / math.sqrt(3), f"the standard deviation of {what}.lora_A", atol=0,
                              rtol=0.15, hint=hint)
     with checks.case("r < 1 raises ValueError"):
-        for r in (0, -_int(g, 1, 3)):
+        for r in (0, -randint(g, 1, 3)):
             err = student.probe("lora_bad_rank", r=r)
             expect(err is not None and err["type"] == "ValueError", f"LoRALinear(nn.Linear(5, 3), r={r})",
                    f"raised {err['type']}" if err else "did not raise", hint="raise ValueError when r < 1")
@@ -131,11 +127,11 @@ def test_lora_linear_forward(student):
     """LoRALinear forward equals peft's LoRA layer for given A, B, r, alpha; gradients reach A and B only"""
     g = student.rng()
     checks = Checks()
-    cases = [(_int(g, 12, 24), _int(g, 6, 14), _int(g, 2, 4), True, (5, None)),
-             (_int(g, 12, 24), _int(g, 6, 14), _int(g, 5, 8), False, (2, _int(g, 3, 6))),
-             (_int(g, 8, 16), _int(g, 8, 16), 1, True, (4, None))]
+    cases = [(randint(g, 12, 24), randint(g, 6, 14), randint(g, 2, 4), True, (5, None)),
+             (randint(g, 12, 24), randint(g, 6, 14), randint(g, 5, 8), False, (2, randint(g, 3, 6))),
+             (randint(g, 8, 16), randint(g, 8, 16), 1, True, (4, None))]
     for in_f, out_f, r, bias, xshape in cases:
-        alpha = float(r * _int(g, 2, 5) + _int(g, 1, 3))  # alpha / r is neither 1, alpha, 1 / r nor r / alpha
+        alpha = float(r * randint(g, 2, 5) + randint(g, 1, 3))  # alpha / r is neither 1, alpha, 1 / r nor r / alpha
         w, b = _base(g, in_f, out_f, bias)
         A, B = _factors(g, in_f, out_f, r)
         x = torch.randn(*[s for s in xshape if s], in_f, generator=g)
@@ -164,7 +160,7 @@ def test_lora_linear_forward(student):
                 expect_close(got[name], want_grad, f"lora_{name[-1]}.grad after backward through LoRALinear({label})",
                              atol=1e-5, rtol=1e-4)
     with checks.case("the scaling attribute"):
-        r, alpha = _int(g, 3, 9), float(_int(g, 1, 40))
+        r, alpha = randint(g, 3, 9), float(randint(g, 1, 40))
         got = student.probe("lora_init", weight=torch.zeros(4, 6), bias=None, r=r, alpha=alpha, x=torch.zeros(1, 6))
         expect(isinstance(got["scaling"], float) and math.isclose(got["scaling"], alpha / r, rel_tol=1e-9),
                f"LoRALinear(..., r={r}, alpha={alpha:g}).scaling", f"is {got['scaling']!r}, expected {alpha / r!r}",
@@ -178,8 +174,8 @@ def test_lora_linear_merge(student):
     g = student.rng()
     checks = Checks()
     for bias in (True, False):
-        in_f, out_f, r = _int(g, 10, 30), _int(g, 10, 30), _int(g, 2, 6)
-        alpha = float(r * _int(g, 2, 4) + 1)
+        in_f, out_f, r = randint(g, 10, 30), randint(g, 10, 30), randint(g, 2, 6)
+        alpha = float(r * randint(g, 2, 4) + 1)
         w, b = _base(g, in_f, out_f, bias)
         A, B = _factors(g, in_f, out_f, r)
         x = torch.randn(6, in_f, generator=g)
@@ -238,8 +234,8 @@ def test_lora_linear_dropout(student):
     g = student.rng()
     checks = Checks()
     d = 8
-    for p in (0.0, (0.3, 0.5)[_int(g, 0, 1)]):
-        r, alpha = d, float(_int(g, 4, 24))
+    for p in (0.0, (0.3, 0.5)[randint(g, 0, 1)]):
+        r, alpha = d, float(randint(g, 4, 24))
         w, b = _base(g, d, d)
         Q = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()  # B: orthogonal
         A = torch.eye(d)
@@ -269,7 +265,7 @@ def test_lora_linear_dropout(student):
 
 def _inject_cases(g):
     perm = torch.randperm(len(ALL), generator=g).tolist()
-    seed = _int(g, 0, 10_000)
+    seed = randint(g, 0, 10_000)
     ids = torch.randint(0, 256, (1, 9), generator=g)
     return [("tiny Llama, targets ('q_proj', 'v_proj')", "llama", seed, ("q_proj", "v_proj"), ids),
             ("tiny Llama, all seven projections in a shuffled order", "llama", seed + 1, [ALL[i] for i in perm], ids),
@@ -285,7 +281,7 @@ def test_inject_lora(student):
     checks = Checks()
     for label, kind, seed, targets, ids in _inject_cases(g):
         with checks.case(label):
-            r = _int(g, 1, 4)
+            r = randint(g, 1, 4)
             got = student.probe("inject", kind=kind, seed=seed, targets=targets, r=r, alpha=2.0 * r, dropout=0.0, ids=ids)
             want = ref.inject_lora(P._model(kind, seed), targets, r=r, alpha=2.0 * r)
             expect_equal(got["names"], want, f"inject_lora({label}) return value",
@@ -306,9 +302,9 @@ def test_inject_lora_options(student):
     """inject_lora: passes r, alpha and dropout to every LoRALinear; ValueError when no nn.Linear matches"""
     g = student.rng()
     checks = Checks()
-    seed = _int(g, 0, 10_000)
+    seed = randint(g, 0, 10_000)
     with checks.case("r, alpha and dropout reach every injected layer"):
-        r, alpha, p = _int(g, 2, 7), float(_int(g, 3, 40)), (0.05, 0.1, 0.2)[_int(g, 0, 2)]
+        r, alpha, p = randint(g, 2, 7), float(randint(g, 3, 40)), (0.05, 0.1, 0.2)[randint(g, 0, 2)]
         targets = ("k_proj", "o_proj", "down_proj")
         got = student.probe("inject", kind="llama", seed=seed, targets=targets, r=r, alpha=alpha, dropout=p)
         want = {"r": r, "scaling": alpha / r, "dropout": p}
@@ -340,10 +336,10 @@ def _flags(g, kind, seed, targets, r):
 
 
 def _models(g):
-    seed = _int(g, 0, 10_000)
-    return [("tiny Llama (tied embeddings) with LoRA on q_proj and v_proj", "llama", seed, ("q_proj", "v_proj"), _int(g, 2, 6)),
-            ("tiny Llama with LoRA on every projection", "llama", seed + 1, ALL, _int(g, 1, 3)),
-            ("a model with a layer named 'flora' and a tied output layer", "toy", seed, ("q_proj", "up_proj"), _int(g, 2, 4))]
+    seed = randint(g, 0, 10_000)
+    return [("tiny Llama (tied embeddings) with LoRA on q_proj and v_proj", "llama", seed, ("q_proj", "v_proj"), randint(g, 2, 6)),
+            ("tiny Llama with LoRA on every projection", "llama", seed + 1, ALL, randint(g, 1, 3)),
+            ("a model with a layer named 'flora' and a tied output layer", "toy", seed, ("q_proj", "up_proj"), randint(g, 2, 4))]
 
 
 @graded(points=1, timeout=20)
@@ -371,7 +367,7 @@ def test_count_parameters(student):
     """count_parameters: (trainable, total), each tensor once (tied embeddings), any requires_grad pattern"""
     g = student.rng()
     checks = Checks()
-    seed = _int(g, 0, 10_000)
+    seed = randint(g, 0, 10_000)
     for label, kind, seed, targets, r in [("plain tiny Llama (tied embeddings)", "llama", seed, (), 1)] + _models(g):
         with checks.case(label):
             flags = _flags(g, kind, seed, targets, r)
@@ -441,7 +437,7 @@ def test_load_lora_state_dict(student):
     label, kind, seed, targets, r = models[0]
     state = _random_lora_state(g, kind, seed, targets, r)
     keys = sorted(state)
-    drop, reshape = keys[_int(g, 0, len(keys) - 1)], keys[_int(g, 0, len(keys) - 1)]
+    drop, reshape = keys[randint(g, 0, len(keys) - 1)], keys[randint(g, 0, len(keys) - 1)]
     extra = drop.replace("q_proj", "k_proj") if "q_proj" in drop else drop.replace("v_proj", "k_proj")
     bad = {"a missing factor": ({k: v for k, v in state.items() if k != drop}, "KeyError"),
            "an unexpected name": ({**state, extra: state[drop].clone()}, "KeyError"),

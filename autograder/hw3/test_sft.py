@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from genai_course.grading import Checks, expect, expect_equal, graded, reference
+from genai_course.grading import Checks, expect, expect_equal, graded, randint, reference
 from genai_course.grading.api import diagnose
 from genai_course.models.llama import _tokenizer_from_meta
 
@@ -38,24 +38,20 @@ def _tok():
     return _tokenizer_from_meta(_meta())
 
 
-def _int(g, lo, hi):
-    return int(torch.randint(lo, hi + 1, (1,), generator=g))
-
-
 def _text(g, lo=2, hi=14):
     """A message: words, numbers, unicode, punctuation, sometimes two lines; never starts with whitespace (the
     one place where tokenizing piece by piece and tokenizing the whole text may differ, and either is accepted)."""
-    words = [WORDS[_int(g, 0, len(WORDS) - 1)] for _ in range(_int(g, lo, hi))]
+    words = [WORDS[randint(g, 0, len(WORDS) - 1)] for _ in range(randint(g, lo, hi))]
     text = " ".join(words)
-    text = text[0].upper() + text[1:] + (".", "?", "!", "")[_int(g, 0, 3)]
-    if _int(g, 0, 3) == 0:
-        text += ("\n", "\n\n")[_int(g, 0, 1)] + " ".join(WORDS[_int(g, 0, len(WORDS) - 1)] for _ in range(_int(g, 1, 5)))
+    text = text[0].upper() + text[1:] + (".", "?", "!", "")[randint(g, 0, 3)]
+    if randint(g, 0, 3) == 0:
+        text += ("\n", "\n\n")[randint(g, 0, 1)] + " ".join(WORDS[randint(g, 0, len(WORDS) - 1)] for _ in range(randint(g, 1, 5)))
     return text
 
 
 def _answer(g):
-    if _int(g, 0, 2) == 0:
-        k = _int(g, 2, 9)
+    if randint(g, 0, 2) == 0:
+        k = randint(g, 2, 9)
         return f"{_text(g, 1, 4)}\n```python\ndef scale(x):\n    return {k} * x\n```"
     return _text(g)
 
@@ -179,11 +175,11 @@ def test_sft_truncation(student):
     L = len(full["input_ids"])
     trained = (full["labels"] != IGNORE).nonzero().flatten().tolist()
     first = trained[0]
-    cuts = {"inside the first assistant message": first + _int(g, 1, 2),
-            "inside the assistant header before it": first - _int(g, 1, 2),
-            "inside the system message": _int(g, 2, 5),
+    cuts = {"inside the first assistant message": first + randint(g, 1, 2),
+            "inside the assistant header before it": first - randint(g, 1, 2),
+            "inside the system message": randint(g, 2, 5),
             "exactly the length": L,
-            "longer than the conversation": L + _int(g, 1, 20)}
+            "longer than the conversation": L + randint(g, 1, 20)}
     got_all = _sft(student, [(messages, 10_000)] + [(messages, m) for m in cuts.values()])
     whole, got_all = got_all[0], got_all[1:]
     what = f"build_sft_example(<a system message and three turns: {L} tokens>, tokenizer, max_len=10000)"
@@ -221,9 +217,9 @@ def test_collate_sft(student):
     g = student.rng()
     checks = Checks()
     lengths = torch.randperm(14, generator=g)[:4] + 1
-    cases = {"4 examples of different lengths": ([_example(g, int(n)) for n in lengths], _int(g, 3, 49151)),
+    cases = {"4 examples of different lengths": ([_example(g, int(n)) for n in lengths], randint(g, 3, 49151)),
              "3 examples of equal length (no padding)": ([_example(g, 7) for _ in range(3)], 2),
-             "one example": ([_example(g, _int(g, 1, 9))], _int(g, 3, 49151)),
+             "one example": ([_example(g, randint(g, 1, 9))], randint(g, 3, 49151)),
              "2 examples, pad_id 0": ([_example(g, 3), _example(g, 8)], 0)}
     for label, (batch, pad_id) in cases.items():
         with checks.case(f"{label}, pad_id={pad_id}"):

@@ -28,7 +28,7 @@ from genai_course.grading.sandbox import SLOW_START_ENV, Limits, _own_cgroups, _
 ROOT = course_root()
 HOMEWORK = [a for a in master_assignments() if a in assignments()]
 SLOW_START = "20"
-LOAD_EVERY = 4  # under load, grade every 4th planted bug / variant again (with the solution and the release)
+LOAD_SAMPLE = 6  # under load, grade 6 planted bugs / variants again, with the solution and the release: 2 rounds of 4 workers
 
 
 @contextlib.contextmanager
@@ -53,28 +53,6 @@ def test_every_master_notebook_has_a_hidden_suite_and_mutants():
     assert HOMEWORK == master_assignments() and "hw0" in HOMEWORK
     for a in HOMEWORK:
         assert importlib.import_module(f"tests.grading.fixtures.{a}.mutants").MUTANTS, f"{a} has no mutants"
-
-
-@pytest.mark.parametrize("assignment", HOMEWORK)
-def test_solution_scores_full_marks_on_a_slow_busy_machine(assignment):
-    suite = hidden_suite(assignment)
-    with slow_busy_machine():
-        result = grade_submission(ROOT / "solutions" / assignment / f"{assignment}.ipynb", suite)
-    failed = {t["test_id"]: t["output"] for t in result["tests"] if t["score"] < t["max_score"]}
-    assert not failed, failed
-    assert result["score"] == suite.max_score and result["status"] == "graded"
-    assert result["extra_data"]["startup_seconds"] >= float(SLOW_START), "the stand-in was not in effect"
-
-
-@pytest.mark.parametrize("assignment", HOMEWORK)
-def test_untouched_release_scores_zero_with_a_clean_report(assignment):
-    suite = hidden_suite(assignment)
-    result = grade_submission(ROOT / "homework" / assignment / f"{assignment}.ipynb", suite)
-    assert result["score"] == 0 and result["status"] == "graded"
-    for t in result["tests"]:
-        assert "NotImplementedError" in t["output"], (t["name"], t["output"])
-        assert "grader hit" not in t["output"]
-    assert max(len(t["output"]) for t in result["tests"]) < 3000, "hidden inputs must not be dumped"
 
 
 def _cpu_quota_possible() -> bool:
@@ -103,23 +81,28 @@ def _grade_cli(assignment: str, paths: list, out, workers: int, capsys) -> dict[
     return {stem: json.loads((out / stem / "results.json").read_text()) for stem in rows}
 
 
-def under_load(names: list[str], every: int = LOAD_EVERY) -> list[str]:
-    """The submissions graded a second time under load: the solution, the release, and every
-    ``every``-th of the others in their listed order (so planted bugs of every part of a homework are
-    among them, and the sample is the same on every run)."""
+def under_load(names: list[str], k: int = LOAD_SAMPLE) -> list[str]:
+    """The submissions graded a second time under load: the solution, the release, and ``k`` of the
+    others spread evenly over their listed order, first and last included (so planted bugs of the first
+    and the last part of a homework are among them, and the sample is the same on every run)."""
     fixed = [n for n in names if n in ("solution", "release")]
-    return fixed + [n for n in names if n not in fixed][::every]
+    others = [n for n in names if n not in fixed]
+    if len(others) <= k:
+        return fixed + others
+    return fixed + [others[round(i * (len(others) - 1) / (k - 1))] for i in range(k)]
 
 
 @pytest.mark.parametrize("assignment", HOMEWORK)
 def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(assignment, tmp_path, capsys):
     """The solution, the release, every planted bug and every valid variant, graded through the real
     command while the machine is idle (2 workers): the solution and each variant score full marks, the
-    release 0, each planted bug loses points in exactly the tests that cover it. Then the solution, the
+    release 0 with a clean report (every test says NotImplementedError, no grader error, no dumped
+    inputs), each planted bug loses points in exactly the tests that cover it. Then the solution, the
     release and an evenly spread sample of the others (``under_load``) are graded again, slowed and busy
     with 4 workers, and every score under load must be exactly the idle one. (Grading every planted bug
     twice cost more CI time than the course's five homework leave; the load-independence it checks is a
-    property of the grader, which the sample exercises on every kind of test.)"""
+    property of the grader, which the sample exercises on every kind of test. The solution graded under
+    load is also the check that a correct notebook scores full marks on a slow, busy machine.)"""
     fixtures = importlib.import_module(f"tests.grading.fixtures.{assignment}.mutants")
     suite = hidden_suite(assignment)
     source = extract(ROOT / "solutions" / assignment / f"{assignment}.ipynb").source
@@ -167,4 +150,9 @@ def test_every_grade_is_its_idle_grade_on_a_slow_busy_machine_with_4_workers(ass
             problems.append(f"{name}: scores under load {by_test(slow[name])} != idle {by_test(idle[name])}")
         if slow[name]["extra_data"].get("startup_seconds", 0) < float(SLOW_START):
             problems.append(f"{name}: the slow-start stand-in was not in effect")
+    for t in idle["release"]["tests"]:  # the untouched release: a clean report, one line of advice per test
+        if "NotImplementedError" not in t["output"] or "grader hit" in t["output"]:
+            problems.append(f"release: the report of {t['name']!r} is not a clean NotImplementedError: {t['output'][:300]}")
+    if max(len(t["output"]) for t in idle["release"]["tests"]) >= 3000:
+        problems.append("release: a report of over 3,000 characters (hidden inputs must not be dumped)")
     assert not problems, "\n".join(problems)

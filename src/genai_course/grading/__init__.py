@@ -6,9 +6,9 @@ Hidden suites import their tools from here::
     from genai_course.grading import graded, Fail, Checks, expect_close, expect_equal, expect_shape, reference
 """
 from .api import (Checks, Fail, GradedTest, StudentError, StudentTimeout, expect, expect_close, expect_equal,
-                  expect_shape, expect_type, graded)
+                  expect_shape, expect_type, graded, randint)
 from .runner import GraderError, course_root, grade_submission, hidden_suite, reference
 
 __all__ = ["Checks", "Fail", "GradedTest", "StudentError", "StudentTimeout", "expect", "expect_close",
-           "expect_equal", "expect_shape", "expect_type", "graded", "GraderError", "course_root",
+           "expect_equal", "expect_shape", "expect_type", "graded", "randint", "GraderError", "course_root",
            "grade_submission", "hidden_suite", "reference"]

@@ -92,6 +92,14 @@ class Checks:
 # Comparisons. `what` names the call being checked (e.g. "accuracy(logits, labels)"); `hint` is
 # advice for the common bug. Messages describe shapes and a few values, never whole hidden inputs.
 
+def randint(g: torch.Generator, lo: int, hi: int) -> int:
+    """One integer drawn uniformly from ``lo..hi`` (both included) with the test's generator: hidden
+    inputs such as sizes, ranks and lengths that differ per submission (``student.rng()``)."""
+    if hi < lo:
+        raise ValueError(f"randint: empty range {lo}..{hi}")
+    return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+
 def _describe(x: Any) -> str:
     if isinstance(x, torch.Tensor):
         if x.numel() <= 8:
