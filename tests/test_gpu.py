@@ -93,3 +93,74 @@ def test_hw1_solution_runs_on_the_gpu():
     assert torch.equal(greedy, ref_ids)
     sample = ref.generate(model, prompt, 10, temperature=1.0, top_p=0.9, generator=torch.Generator(device=CUDA).manual_seed(0))
     assert sample.is_cuda and sample.shape == (2, 13)
+
+
+def _cpu_noise(seed, device):
+    """Noise drawn on the CPU and moved to ``device``: the same numbers on both devices."""
+    gen = torch.Generator().manual_seed(seed)
+    return lambda shape: torch.randn(shape, generator=gen).to(device)
+
+
+def test_hw2_samplers_and_gan_step_run_on_the_gpu():
+    from genai_course.grading import reference
+    from genai_course.models.unet import TimeUNet
+
+    ref = reference("hw2")
+    torch.manual_seed(0)
+    unet = TimeUNet(base=16, time_dim=32).eval()
+    image = torch.rand(2, 1, 32, 32) * 2 - 1
+    mask = torch.ones(2, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 0
+    out = {}
+    for device in ("cpu", CUDA):
+        sched = ref.DiffusionSchedule(ref.cosine_beta_schedule(20)).to(device)
+        model = unet.to(device)
+        ddpm = ref.p_sample_loop(sched, model, (2, 1, 32, 32), _cpu_noise(0, device))
+        ddim = ref.ddim_sample(sched, model, (2, 1, 32, 32), 5, 0.5, _cpu_noise(1, device))
+        paint = ref.repaint(sched, model, image.to(device), mask.to(device), _cpu_noise(2, device), jump_length=5, n_resample=2)
+        assert ddpm.device.type == ddim.device.type == paint.device.type == torch.device(device).type
+        out[str(device)] = [x.cpu() for x in (ddpm, ddim, paint)]
+    for cpu, gpu in zip(out["cpu"], out["cuda"]):
+        torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=1e-3)
+    assert torch.equal(out["cuda"][2] * mask, image * mask), "RePaint must keep the known pixels exactly"
+
+    G, D = ref.InpaintGenerator(width=8).to(CUDA), ref.Discriminator(width=8).to(CUDA)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in (G, D))
+    losses = ref.gan_train_step(G, D, opt_g, opt_d, image.to(CUDA), mask.to(CUDA))
+    assert set(losses) == {"d_loss", "g_loss"} and all(isinstance(v, float) for v in losses.values())
+    assert all(p.grad is None or p.grad.is_cuda for p in [*G.parameters(), *D.parameters()])
+
+
+def test_hw3_lora_trains_and_merges_on_the_gpu():
+    from genai_course.grading import reference
+    from genai_course.models.llama import tiny_llama
+
+    ref = reference("hw3")
+    model = tiny_llama(seed=0)
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+    ref.inject_lora(model, ("q_proj", "v_proj", "up_proj"), r=4, alpha=8.0)
+    ref.mark_only_lora_as_trainable(model)
+    with torch.no_grad():  # a non-zero update, so that merging changes the base weights
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05, generator=torch.Generator().manual_seed(len(name)))
+    model.eval()
+    with torch.no_grad():
+        cpu_logits = model(ids).logits
+    model.train().to(CUDA)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    before = {k: v.clone() for k, v in ref.lora_state_dict(model).items()}
+    assert before and all(v.is_cuda for v in before.values())
+    loss = model(ids.to(CUDA), labels=ids.to(CUDA)).loss
+    loss.backward()
+    opt.step()
+    assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n), "only A and B get gradients"
+    after = ref.lora_state_dict(model)
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+    ref.load_lora_state_dict(model, {k: v.cpu() for k, v in before.items()})  # a state saved on the CPU loads onto the GPU
+    model.eval()  # merges
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids.to(CUDA)).logits.cpu(), cpu_logits, atol=1e-4, rtol=1e-4)
+    model.train()  # unmerges: back to the adapter weights exactly as loaded
+    for k, v in ref.lora_state_dict(model).items():
+        assert v.is_cuda and torch.equal(v.cpu(), before[k].cpu())
