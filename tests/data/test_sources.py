@@ -18,7 +18,7 @@ REAL_CACHE = sources.data_dir()  # read before any test points $GENAI_COURSE_DAT
 
 
 def test_manifest_is_complete_and_pinned():
-    assert set(sources.DATASETS) == {"mnist", "shakespeare", "sentiment", "smollm2", "chat_chatterbot", "chat_chitchat",
+    assert set(sources.DATASETS) == {"mnist", "shakespeare", "sentiment", "smollm2", "chat_chatterbot", "chat_chitchat", "minilm",
                                      "humaneval"}
     for ds in sources.DATASETS.values():
         assert ds.source in sources.SOURCES, f"{ds.name}: unknown source {ds.source}"
@@ -117,3 +117,15 @@ def test_read_members_from_zip_and_tar(tmp_path: Path):
     assert sources.read_members(t, "p-1/texts/*_gut.txt") == {"p-1/texts/x_gut.txt": b"hi"}
     with pytest.raises(DataError, match="no member matching"):
         sources.read_members(t, "*.csv")
+
+
+def test_every_shipped_checkpoint_is_listed_with_its_sha256():
+    """data/checkpoints/README.md names each committed checkpoint with the sha256 of the file as it is."""
+    folder = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
+    card = (folder / "README.md").read_text()
+    files = sorted(folder.glob("*.safetensors"))
+    assert files, "no checkpoints found"
+    for f in files:
+        row = next((line for line in card.splitlines() if line.startswith(f"| `{f.name}`")), None)
+        assert row is not None, f"{f.name} has no row in data/checkpoints/README.md"
+        assert sources.sha256_file(f) in row, f"{f.name}: the sha256 in data/checkpoints/README.md is not the file's"

@@ -7,7 +7,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from . import chat, mnist, sentiment, shakespeare, smollm
+from . import chat, minilm, mnist, sentiment, shakespeare, smollm
 from .sources import DATASETS, SOURCES, DataError, artifact_path, data_dir, fetch_source, sha256_file, verify_file
 
 PREPARERS: dict[str, Callable[[Path, Path], None]] = {
@@ -18,6 +18,7 @@ PREPARERS: dict[str, Callable[[Path, Path], None]] = {
     "chat_chatterbot": chat.prepare_chatterbot,
     "chat_chitchat": chat.prepare_chitchat,
     "humaneval": chat.prepare_humaneval,
+    "minilm": minilm.prepare,
 }
 
 
