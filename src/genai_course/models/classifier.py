@@ -13,21 +13,26 @@ import torch
 from torch import nn
 
 
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """(conv3x3 -> BatchNorm -> ReLU) twice, then 2x2 max-pooling: half the resolution."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.MaxPool2d(2))
+
+
+def conv_body(channels: int, width: int) -> nn.Sequential:
+    """Three ``conv_block``s of ``width``, 2 x and 4 x ``width`` channels: 32x32 images -> (4 width, 4, 4)."""
+    return nn.Sequential(conv_block(channels, width), conv_block(width, 2 * width), conv_block(2 * width, 4 * width))
+
+
 class DigitClassifier(nn.Module):
     """``forward(x (B, 1, 32, 32) in [-1, 1]) -> (B, 10)`` logits; ``features(x) -> (B, 128)``."""
 
     def __init__(self, width: int = 32, feature_dim: int = 128):
         super().__init__()
         self.config = {"width": width, "feature_dim": feature_dim}
-        w = width
-
-        def block(c_in, c_out):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                 nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                 nn.MaxPool2d(2))
-
-        self.body = nn.Sequential(block(1, w), block(w, 2 * w), block(2 * w, 4 * w))  # 32 -> 16 -> 8 -> 4
-        self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * w * 16, feature_dim), nn.ReLU())
+        self.body = conv_body(1, width)
+        self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 16, feature_dim), nn.ReLU())
         self.head = nn.Linear(feature_dim, 10)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .classifier import conv_body
+
 HEADS: dict[str, int] = {"digit": 10, "colour": 4, "position": 4}
 
 
@@ -28,13 +30,7 @@ class AttributeJudge(nn.Module):
         super().__init__()
         self.config = {"width": width, "hidden": hidden}
         w = width
-
-        def block(c_in, c_out):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                 nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                 nn.MaxPool2d(2))
-
-        self.body = nn.Sequential(block(3, w), block(w, 2 * w), block(2 * w, 4 * w))  # 32 -> 16 -> 8 -> 4
+        self.body = conv_body(3, w)  # 32 -> 16 -> 8 -> 4, the body of HW2's DigitClassifier
         self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w * 16, hidden), nn.ReLU())
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, k) for name, k in HEADS.items()})
 
