@@ -164,3 +164,37 @@ def test_hw3_lora_trains_and_merges_on_the_gpu():
     model.train()  # unmerges: back to the adapter weights exactly as loaded
     for k, v in ref.lora_state_dict(model).items():
         assert v.is_cuda and torch.equal(v.cpu(), before[k].cpu())
+
+
+def test_hw4_dit_trains_and_samples_on_the_gpu():
+    """HW4: a few training steps of the solution's DiT run on the GPU, and its sampler gives the CPU's images under
+    the same weights and the same (CPU-drawn) starting noise."""
+    from genai_course.grading import reference
+
+    ref = reference("hw4")
+    gc.seed_everything(0)
+    config = {**ref.DIT_CONFIG, "dim": 32, "depth": 2, "n_heads": 2, "context_dim": 8}
+    model = ref.DiT(**config).to(CUDA)
+    latents = torch.randn(64, 4, 8, 8, device=CUDA)
+    hidden, mask = torch.randn(5, 3, 8, device=CUDA), torch.ones(5, 3, dtype=torch.bool, device=CUDA)
+    caption_idx = torch.randint(0, 5, (64,), device=CUDA)
+    abar = ref.cosine_alphas_cumprod(1000).to(CUDA)
+    ema, losses = ref.train_dit(model, latents, caption_idx, hidden, mask, abar, minutes=5, max_steps=30, batch_size=16)
+    assert len(losses) == 30 and next(ema.parameters()).is_cuda
+    with torch.no_grad():  # non-zero output layers, so the sampler's arithmetic matters
+        for p in ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+    class Decoder(nn.Module):
+        def decode_latents(self, z):
+            return torch.tanh(z)
+
+    def encode(prompts):
+        g = torch.Generator().manual_seed(len(prompts))
+        return torch.randn(len(prompts), 3, 8, generator=g), torch.ones(len(prompts), 3, dtype=torch.bool)
+
+    on_gpu = ref.sample(ema, Decoder(), encode, ["a", "b", "c"], steps=10, guidance_scale=4.0,
+                        generator=torch.Generator().manual_seed(0))
+    on_cpu = ref.sample(ema.cpu(), Decoder(), encode, ["a", "b", "c"], steps=10, guidance_scale=4.0,
+                        generator=torch.Generator().manual_seed(0))
+    assert on_gpu.is_cuda and torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-3)

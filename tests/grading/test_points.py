@@ -32,6 +32,10 @@ PARTS = {
             "test_load_lora_state_dict": "A.4", "test_sft_input_ids": "B.1", "test_sft_labels": "B.1",
             "test_sft_truncation": "B.1", "test_collate_sft": "B.2", "test_extract_code": "C.1", "test_pass_at_1": "C.2",
             "test_pass_at_1_limits": "C.2"},
+    "hw4": {"test_encode_prompts": "A.1", "test_null_condition": "A.2", "test_drop_condition": "A.2", "test_vae_loss": "B.1",
+            "test_reparameterize": "B.2", "test_cross_attention": "C.1", "test_patchify": "C.2",
+            "test_timestep_embedding": "C.3", "test_dit_block": "C.4", "test_cfg_noise_prediction": "D.1",
+            "test_sample": "D.2", "test_clip_loss": "E.1"},
 }
 HEADING = re.compile(r"^#+\s+((?:[A-Z]\.)?\d+(?:\.\d+)*)\.?\s+(.*)$")
 POINTS = re.compile(r"(\d+) points?\b")

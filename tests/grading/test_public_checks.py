@@ -57,6 +57,17 @@ PLANTED = {
     "loop_counts_as_pass": ("hw3", [("run_python(program, timeout=timeout).status == \"passed\"",
                                      "run_python(program, timeout=timeout).status != \"failed\"")],
                             "the looping program must count as a failure"),
+    "hw4_cross_attention_mask_inverted": ("hw4", [("scores.masked_fill(~mask.bool()[:, None, None, :]",
+                                                   "scores.masked_fill(mask.bool()[:, None, None, :]")],
+                                          "the mask is inverted"),
+    "hw4_patch_features_channel_first": ("hw4", [(".permute(0, 2, 4, 3, 5, 1)", ".permute(0, 2, 4, 1, 3, 5)")],
+                                         "patch features ordered channel-first"),
+    "hw4_guidance_reversed": ("hw4", [("return eps_u + guidance_scale * (eps_c - eps_u)",
+                                       "return eps_c + guidance_scale * (eps_u - eps_c)")],
+                              "guidance formula reversed"),
+    "hw4_x0_hat_not_clipped": ("hw4", [("z0 = ((z - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-clip, clip)",
+                                        "z0 = (z - (1 - a).sqrt() * eps) / a.sqrt()")],
+                               "x0_hat is not clipped"),
 }
 
 
@@ -86,7 +97,7 @@ def test_diagnose_matches_values_and_containers():
     assert diagnose(torch.tensor([float("nan")]), {"nan rows": torch.tensor([float("nan")])}).endswith("nan rows")
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3", "hw4"])
 def test_valid_variants_pass_every_public_check(assignment, tmp_path):
     """A correct submission written differently from the solution (the VALID_VARIANTS of the hidden
     suite's fixtures) must not fail a public check: the checks diagnose, they never demand the

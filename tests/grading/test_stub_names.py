@@ -52,6 +52,11 @@ def samples(assignment: str) -> dict[str, object]:
         ref.inject_lora(model, ("q_proj", "v_proj"), r=2, alpha=4.0)
         return {"_lora": layer, "layer": layer, "lora": layer, "model": model, "_tiny": model,
                 "_other": model, "_q": model.model.layers[0].self_attn.q_proj}
+    if assignment == "hw4":
+        dit = ref.DiT(**{**ref.DIT_CONFIG, "dim": 16, "depth": 2, "n_heads": 2, "context_dim": 6})
+        block = dit.blocks[0]
+        return {"_ca": ref.CrossAttention(8, 6, 2), "cross": block.cross, "_blk": block, "block": block, "dit": dit,
+                "model": dit, "my_dit": dit}
     if assignment == "hw2":
         G, D = ref.InpaintGenerator(8), ref.Discriminator(8)
         sched = ref.DiffusionSchedule(ref.cosine_beta_schedule(10))
@@ -102,14 +107,22 @@ def checkpoint_names(assignment: str, classes: dict) -> dict:
         return gan_checkpoint_names(classes)
     if assignment == "hw3":
         return adapter_checkpoint_names(classes)
-    path = ROOT / "data" / "checkpoints" / f"{assignment}_charlm.safetensors"
-    if not path.exists():
-        return {}
     ref = reference(assignment)
-    with safe_open(str(path), framework="pt") as f:
-        keys = list(f.keys())
-        vocab = f.get_slice("tok_emb.weight").get_shape()[0]
-    model = ref.TransformerLM(ref.LMConfig(vocab_size=vocab))
+    if assignment == "hw4":
+        path = ROOT / "data" / "checkpoints" / "hw4_dit.safetensors"
+        if not path.exists():
+            return {}
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+        model = ref.DiT(**ref.DIT_CONFIG)
+    else:
+        path = ROOT / "data" / "checkpoints" / f"{assignment}_charlm.safetensors"
+        if not path.exists():
+            return {}
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            vocab = f.get_slice("tok_emb.weight").get_shape()[0]
+        model = ref.TransformerLM(ref.LMConfig(vocab_size=vocab))
     assert set(keys) == set(model.state_dict()), "the reference model's state-dict keys differ from the checkpoint's"
     modules = dict(model.named_modules())
     found = {}
@@ -156,7 +169,7 @@ def adapter_checkpoint_names(classes: dict) -> dict:
 def probe_names(assignment: str, classes: dict) -> dict:
     """(class, attribute) that the hidden and public probes read by name (attribute or getattr string)."""
     instances = [o for o in samples(assignment).values()]
-    if assignment in ("hw1", "hw3"):
+    if assignment in ("hw1", "hw3", "hw4"):
         instances += [m for m in samples(assignment)["model"].modules()]
     paths = [ROOT / "autograder" / assignment / "probes.py", ROOT / "solutions" / assignment / "public_probes.py"]
     if assignment == "hw3":  # the given helpers of Part D find and silence LoRA layers by the contract's names
@@ -173,7 +186,7 @@ def probe_names(assignment: str, classes: dict) -> dict:
     return found
 
 
-@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3"])
+@pytest.mark.parametrize("assignment", ["hw0", "hw1", "hw2", "hw3", "hw4"])
 def test_stubs_state_every_name_the_course_reads(assignment):
     classes = stubs(assignment)
     needed = {**probe_names(assignment, classes), **checkpoint_names(assignment, classes),
