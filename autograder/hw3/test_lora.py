@@ -4,28 +4,19 @@ saving and strictly loading the adapter.
 
 The helpers that only look at parameter names (A.3, A.4) are tested on models whose LoRA layers are the
 grader's own stand-ins (``probes._adapted``), so a bug in LoRALinear does not cost their points too."""
-import importlib.util
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference
+from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference, suite_probes
 from genai_course.grading.api import diagnose
 
 ref = reference("hw3")
 ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def _load_probes():
-    spec = importlib.util.spec_from_file_location("genai_course_hw3_probes", Path(__file__).with_name("probes.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_probes()
+P = suite_probes(__file__)
 
 
 def _base(g, in_f, out_f, bias=True, dtype=torch.float32):

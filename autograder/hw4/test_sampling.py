@@ -8,27 +8,18 @@ mean and on how many calls came before, so two calls instead of one batched call
 
 ``sample`` runs with the grader's own ``cfg_noise_prediction`` and ``null_condition`` in place of the
 student's (each has its own test): its points depend on the sampler alone."""
-import importlib.util
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from genai_course.grading import Checks, expect, expect_close, graded, randint, reference
+from genai_course.grading import Checks, expect, expect_close, graded, randint, reference, suite_probes
 from genai_course.grading.api import diagnose
 
 ref = reference("hw4")
 WORDS = ("a", "red", "green", "blue", "yellow", "3", "7", "0", "in", "the", "top", "bottom", "left", "right", "digit")
 
 
-def _load_probes():
-    spec = importlib.util.spec_from_file_location("genai_course_hw4_probes", Path(__file__).with_name("probes.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_probes()
+P = suite_probes(__file__)
 
 
 def _condition(g, B, L, D):

@@ -4,15 +4,13 @@ condition, and guidance dropout under a seeded generator (exactly the reference'
 
 The sandbox cannot read the data cache, so the tokenizer travels with the request (its JSON, about 0.5 MB) and
 is rebuilt there exactly as the parent builds it (``genai_course.models.minilm._tokenizer_from_meta``)."""
-import importlib.util
 import math
 import threading
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
-from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference
+from genai_course.grading import Checks, expect, expect_close, expect_equal, graded, randint, reference, suite_probes
 from genai_course.grading.api import diagnose
 
 ref = reference("hw4")
@@ -21,14 +19,7 @@ WORDS = ("a", "red", "green", "blue", "yellow", "digit", "3", "7", "0", "in", "t
          "tiny", "bright", "handwritten", "number", "two", "pale", "at", "of", "image", "canvas", "42", "3.14")
 
 
-def _load_probes():
-    spec = importlib.util.spec_from_file_location("genai_course_hw4_probes", Path(__file__).with_name("probes.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_probes()
+P = suite_probes(__file__)
 
 
 @lru_cache(maxsize=1)

@@ -19,3 +19,15 @@ def test_randint_covers_both_ends_and_follows_the_generator():
 def test_randint_names_an_empty_range():
     with pytest.raises(ValueError, match="empty range 5..4"):
         randint(torch.Generator(), 5, 4)
+
+
+def test_suite_probes_imports_the_probes_beside_a_suite_once(tmp_path):
+    from genai_course.grading import GraderError, suite_probes
+
+    suite = tmp_path / "hwx"
+    suite.mkdir()
+    (suite / "probes.py").write_text("VALUE = 41 + 1\n")
+    first = suite_probes(str(suite / "test_a.py"))
+    assert first.VALUE == 42 and suite_probes(str(suite / "test_b.py")) is first
+    with pytest.raises(GraderError, match="probes.py"):
+        suite_probes(str(tmp_path / "test_c.py"))

@@ -7,8 +7,8 @@ Hidden suites import their tools from here::
 """
 from .api import (Checks, Fail, GradedTest, StudentError, StudentTimeout, expect, expect_close, expect_equal,
                   expect_shape, expect_type, graded, randint)
-from .runner import GraderError, course_root, grade_submission, hidden_suite, reference
+from .runner import GraderError, course_root, grade_submission, hidden_suite, reference, suite_probes
 
 __all__ = ["Checks", "Fail", "GradedTest", "StudentError", "StudentTimeout", "expect", "expect_close",
            "expect_equal", "expect_shape", "expect_type", "graded", "randint", "GraderError", "course_root",
-           "grade_submission", "hidden_suite", "reference"]
+           "grade_submission", "hidden_suite", "reference", "suite_probes"]

@@ -51,6 +51,21 @@ def _import_file(path: Path, name: str) -> ModuleType:
     return module
 
 
+def suite_probes(test_file: str) -> ModuleType:
+    """The ``probes.py`` beside a hidden suite's test file, imported once in the parent (every test file of the
+    suite gets the same module): a suite builds the same stand-in models and inputs as the probes that run in the
+    sandbox (``P = suite_probes(__file__)``)."""
+    path = Path(test_file).resolve().with_name("probes.py")
+    if not path.is_file():
+        raise GraderError(f"{path} not found: suite_probes reads the probes.py next to the suite's test files")
+    return _probes_module(path)
+
+
+@lru_cache(maxsize=None)
+def _probes_module(path: Path) -> ModuleType:
+    return _import_file(path, f"genai_course_probes_{path.parent.name}")
+
+
 def load_tests(files: list[Path], assignment: str, probes: Path | None, limits: Limits | None = None) -> Suite:
     tests: list[GradedTest] = []
     for f in files:
