@@ -28,7 +28,7 @@ from genai_course.grading.sandbox import SLOW_START_ENV, Limits, _own_cgroups, _
 ROOT = course_root()
 HOMEWORK = [a for a in master_assignments() if a in assignments()]
 SLOW_START = "20"
-LOAD_SAMPLE = 6  # under load, grade 6 planted bugs / variants again, with the solution and the release: 2 rounds of 4 workers
+LOAD_SAMPLE = 2  # under load, grade 2 planted bugs / variants again, with the solution and the release: one round of 4 workers
 
 
 @contextlib.contextmanager
