@@ -8,5 +8,6 @@ from .mnist import load_mnist, load_mnist32
 from .sentiment import load_sentiment
 from .shakespeare import load_shakespeare, shakespeare_splits
 from .sources import DataError, data_dir
+from .toy import two_moons
 
-__all__ = ["captioned_digits", "captions", "code_tasks", "load_chat", "load_humaneval", "load_mnist", "load_mnist32", "load_sentiment", "load_shakespeare", "shakespeare_splits", "DataError", "data_dir"]
+__all__ = ["captioned_digits", "captions", "code_tasks", "load_chat", "load_humaneval", "load_mnist", "load_mnist32", "load_sentiment", "load_shakespeare", "shakespeare_splits", "DataError", "data_dir", "two_moons"]
