@@ -12,29 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from run_notebook import run
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_BUDGET_S = 60
-
-
-def run(path: Path, quick: bool, timeout: int = 900) -> float:
-    nb = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("GENAI_COURSE_QUICK", "MPLBACKEND")}
-    os.environ["GENAI_COURSE_QUICK"] = "1" if quick else "0"
-    os.environ["MPLBACKEND"] = "Agg"
-    try:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-        return time.perf_counter() - start
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         budget_full = nbformat.read(path, as_version=4).metadata.get("genai_course", {}).get("budget_s", 180)
         for mode in args.modes:
-            seconds = run(path, quick=mode == "quick")
+            seconds = run(path, {"GENAI_COURSE_QUICK": "1" if mode == "quick" else "0", "MPLBACKEND": "Agg"}, 900)
             budget = QUICK_BUDGET_S if mode == "quick" else budget_full
             ok = seconds <= budget
             ok_all &= ok

@@ -15,23 +15,29 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def execute(notebook: Path, name: str, quick: bool = False, timeout: int = 1800) -> tuple[float, dict]:
+def run(notebook: Path, env: dict[str, str], timeout: int = 1800) -> float:
+    """Execute ``notebook`` top to bottom in its own folder with ``env`` added to the environment (restored
+    afterwards); return the wall time in seconds."""
     nb = nbformat.read(notebook, as_version=4)
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        return time.perf_counter() - start
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute(notebook: Path, name: str, quick: bool = False, timeout: int = 1800) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as metrics_dir:
-        env_before = {k: os.environ.get(k) for k in ("GENAI_COURSE_METRICS", "GENAI_COURSE_QUICK")}
-        os.environ["GENAI_COURSE_METRICS"] = metrics_dir
-        os.environ["GENAI_COURSE_QUICK"] = "1" if quick else "0"
-        try:
-            start = time.perf_counter()
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(notebook.parent)}}).execute()
-            seconds = time.perf_counter() - start
-        finally:
-            for k, v in env_before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        seconds = run(notebook, {"GENAI_COURSE_METRICS": metrics_dir, "GENAI_COURSE_QUICK": "1" if quick else "0"},
+                      timeout)
         metrics = json.loads((Path(metrics_dir) / f"{name}.json").read_text())
     return seconds, metrics
 

@@ -8,6 +8,7 @@ That every lecture runs top to bottom is checked by nbval (``bash course.sh test
 ``lectures/`` in quick mode); ``benchmarks/lecture_times.py`` prints the full- and quick-mode times."""
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def _headings(nb) -> list[str]:
             if re.match(r"^#{1,3} ", line)]
 
 
-def graded_names() -> set[str]:
+@functools.cache
+def graded_names() -> frozenset[str]:
     """Every function or class that a released homework leaves for students to write (its stubs raise
     NotImplementedError)."""
     names = set()
@@ -42,7 +44,7 @@ def graded_names() -> set[str]:
         for source in _cells(nbformat.read(path, as_version=4), "code"):
             if "NotImplementedError" in source:
                 names |= set(re.findall(r"^(?:def|class) (\w+)", source, re.M))
-    return names
+    return frozenset(names)
 
 
 def test_graded_names_are_read_from_every_homework():
